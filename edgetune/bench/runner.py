@@ -5,11 +5,23 @@ It is copied as-is to boards and phones (Termux), so it must never import edgetu
 This module also serves the package itself: ``StreamingModel`` is the one implementation
 of "run an edgetune ONNX file chunk by chunk with its caches" (WER, parity, transcribe
 and latency all go through it).
+
+As a script (``python runner.py --model m.onnx --runs 200``) it times one chunk step,
+printing one JSON line per event and a final ``{"type": "result", ...}`` line that any
+transport (local, ssh, adb) carries back. ``fingerprint_from`` and the ``parse_*`` helpers
+are pure functions so the package can reuse them for devices without Python.
 """
 
 from __future__ import annotations
 
+import argparse
+import gc
+import glob
 import json
+import os
+import platform
+import sys
+import time
 
 import numpy as np
 import onnxruntime as ort
@@ -89,3 +101,237 @@ class StreamingModel:
                 out.append(vocab[i])
             prev = i
         return " ".join("".join(out).split())
+
+
+# ---------------------------------------------------------------------------------------
+# Latency timing: everything below runs on the device, printed as JSON lines.
+# ---------------------------------------------------------------------------------------
+
+RESULT_SCHEMA = "edgetune-bench/1"
+
+
+def emit(event_type: str, **fields) -> None:
+    """Print one JSON event line (``{"type": ..., ...}``); any transport carries stdout back."""
+    sys.stdout.write(json.dumps({"type": event_type, **fields}, sort_keys=True) + "\n")
+    sys.stdout.flush()
+
+
+def peak_rss_bytes() -> int | None:
+    """Peak resident set size of this process so far (``ru_maxrss``), in bytes; None where unsupported."""
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        return None
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux and Android report kilobytes, macOS bytes.
+    return int(rss) if sys.platform == "darwin" else int(rss) * 1024
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def cpu_model_from_cpuinfo(text: str | None) -> str | None:
+    """The CPU model name in /proc/cpuinfo text: x86 "model name", else ARM "Hardware"/"Processor",
+    else the ARM implementer/part codes (``arm-0x41-0xd05``)."""
+    if not text:
+        return None
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() not in fields and value.strip():
+            fields[key.strip()] = value.strip()
+    for key in ("model name", "Hardware", "Processor", "cpu model", "cpu"):
+        if key in fields:
+            return fields[key]
+    if "CPU implementer" in fields and "CPU part" in fields:
+        return f"arm-{fields['CPU implementer']}-{fields['CPU part']}"
+    return None
+
+
+def parse_temperature(raw: str | None) -> float | None:
+    """A /sys/class/thermal zone ``temp`` value (millidegrees on Linux, degrees on some phones) in °C."""
+    try:
+        value = float((raw or "").strip())
+    except ValueError:
+        return None
+    return round(value / 1000.0 if abs(value) > 200 else value, 1)
+
+
+def fingerprint_from(cpuinfo: str | None, governor: str | None, zones: list[tuple[str, str | None]],
+                     **known) -> dict:
+    """Build the device fingerprint from raw texts, so a shell-only device (``perf_test`` runner)
+    gets the same fields as the Python runner. ``zones`` is [(zone type, raw temp)]; the hottest
+    readable zone is reported."""
+    temps = [(parse_temperature(raw), kind) for kind, raw in zones]
+    temps = [(t, kind) for t, kind in temps if t is not None and -40.0 < t < 150.0]
+    hottest = max(temps) if temps else (None, None)
+    fp = {
+        "cpu_model": cpu_model_from_cpuinfo(cpuinfo),
+        "governor": governor.strip() if governor and governor.strip() else None,
+        "temperature_c": hottest[0],
+        "temperature_zone": hottest[1],
+    }
+    fp.update(known)
+    return fp
+
+
+def device_fingerprint(cores: list[int] | None = None) -> dict:
+    """Fingerprint of the machine this runs on. The governor and frequency are read for the first
+    pinned core (cpu0 when unpinned); every field is None where the file is unreadable."""
+    core = cores[0] if cores else 0
+    cpufreq = f"/sys/devices/system/cpu/cpu{core}/cpufreq"
+    zones = []
+    for zone in sorted(glob.glob("/sys/class/thermal/thermal_zone*")):
+        zones.append(((_read(os.path.join(zone, "type")) or zone).strip(), _read(os.path.join(zone, "temp"))))
+    freq = None
+    raw_freq = _read(os.path.join(cpufreq, "scaling_cur_freq"))
+    if raw_freq and raw_freq.strip().isdigit():
+        freq = int(raw_freq.strip())
+    try:
+        affinity = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        affinity = None
+    return fingerprint_from(
+        _read("/proc/cpuinfo"), _read(os.path.join(cpufreq, "scaling_governor")), zones,
+        cores=os.cpu_count(), affinity=affinity, governor_core=core, cur_freq_khz=freq,
+        os=platform.platform(), machine=platform.machine(), hostname=platform.node(),
+        ort_version=ort.__version__, python=platform.python_version(), numpy=np.__version__,
+    )
+
+
+def parse_cores(text: str | None) -> list[int] | None:
+    """``"0,2-3"`` -> [0, 2, 3] (the ``taskset -c`` list syntax)."""
+    if not text:
+        return None
+    cores: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.strip().partition("-")
+        if not lo.isdigit() or (hi and not hi.isdigit()):
+            raise ValueError(f"--cores must look like '0,2-3', but got {text!r}")
+        cores.extend(range(int(lo), int(hi or lo) + 1))
+    return sorted(set(cores))
+
+
+def summarize(samples_ms: list[float]) -> dict:
+    """p50/p90/p99 (linear interpolation), mean, std (ddof=1), min, max of latency samples in ms."""
+    a = np.asarray(samples_ms, dtype=np.float64)
+    p50, p90, p99 = np.percentile(a, [50, 90, 99])
+    return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "mean": float(a.mean()),
+            "std": float(a.std(ddof=1)) if a.size > 1 else 0.0, "min": float(a.min()), "max": float(a.max())}
+
+
+def _feature_chunks(model: StreamingModel, features: str | None, count: int, seed: int) -> np.ndarray:
+    """[k, chunk_frames, n_mels] chunks to cycle through: from a [T, n_mels] .npy file, else random log-mels."""
+    if features:
+        feats = np.load(features).astype(np.float32)
+        if feats.ndim != 2 or feats.shape[1] != model.n_mels:
+            raise ValueError(f"{features}: features must be [T, {model.n_mels}], but got {list(feats.shape)}")
+        x = model.pad_features(feats)
+        return x.reshape(-1, model.chunk_frames, model.n_mels)
+    rng = np.random.default_rng(seed)
+    k = max(1, min(count, 64))
+    # log-mel-like values: log(power + 1e-6) is roughly in [-14, 5]
+    return (rng.standard_normal((k, model.chunk_frames, model.n_mels)) * 3.0 - 5.0).astype(np.float32)
+
+
+def time_model(path: str, *, threads: int = 1, runs: int = 200, warmup: int = 20,
+               cores: list[int] | None = None, features: str | None = None, seed: int = 0,
+               optimization: str = "all", max_seconds: float | None = None) -> dict:
+    """Time one chunk step of an edgetune model ``runs`` times after ``warmup`` steps; return the result.
+
+    One sample is one call of :meth:`StreamingModel.step` (one chunk, caches carried over, as in
+    streaming use). Caches are reset every time the feature chunks wrap around, outside the timed
+    region. Garbage collection is paused while timing. Peak RSS is this process's ``ru_maxrss``,
+    which includes the Python + numpy + ONNX Runtime baseline: ``baseline_rss_bytes`` is measured
+    before the model is loaded so the model's own share (``model_rss_bytes``) is visible.
+    """
+    if runs < 2:
+        raise ValueError(f"runs must be >= 2 to compute percentiles, but got {runs}")
+    started = time.monotonic()
+    if cores:
+        os.sched_setaffinity(0, cores)
+    baseline = peak_rss_bytes()
+    emit("start", pid=os.getpid(), baseline_rss_bytes=baseline)
+    fingerprint = device_fingerprint(cores)
+    emit("fingerprint", **fingerprint)
+    t0 = time.perf_counter()
+    model = StreamingModel(path, threads=threads, optimization=optimization)
+    load_ms = (time.perf_counter() - t0) * 1000.0
+    emit("loaded", load_ms=load_ms, chunk_frames=model.chunk_frames, n_mels=model.n_mels)
+    chunks = _feature_chunks(model, features, runs + warmup, seed)
+
+    samples: list[float] = []
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for i in range(warmup + runs):
+            j = i % len(chunks)
+            if j == 0:
+                model.reset()
+            t = time.perf_counter_ns()
+            model.step(chunks[j])
+            dt = time.perf_counter_ns() - t
+            if i >= warmup:
+                samples.append(dt / 1e6)
+            elif i == warmup - 1:
+                emit("warmup_done", warmup=warmup)
+            if max_seconds is not None and time.monotonic() - started > max_seconds:
+                raise TimeoutError(f"runner stopped after {max_seconds:g} s ({i + 1} of {warmup + runs} steps); "
+                                   f"lower --runs or raise the timeout")
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+    peak = peak_rss_bytes()
+    chunk_ms = float(model.meta.get("chunk_ms") or 0.0)
+    latency = summarize(samples)
+    warnings = []
+    if runs < 1000:
+        warnings.append(f"p99 from {runs} samples rests on {max(1, runs // 100)} sample(s) above it; "
+                        f"use --runs >= 1000 for a stable p99")
+    return {
+        "schema": RESULT_SCHEMA, "runner": "python", "latency_ms": latency, "samples_ms": samples,
+        "rtf": latency["mean"] / chunk_ms if chunk_ms else None, "chunk_ms": chunk_ms,
+        "peak_rss_bytes": peak, "baseline_rss_bytes": baseline,
+        "model_rss_bytes": (peak - baseline) if peak is not None and baseline is not None else None,
+        "load_ms": load_ms, "runs": runs, "warmup": warmup, "threads": threads, "cores": cores,
+        "optimization": optimization, "features": "file" if features else "random",
+        "fingerprint": fingerprint, "warnings": warnings,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python runner.py --model m.onnx [--threads N --runs N --warmup N --cores 0,1]``: JSON lines out.
+
+    Exit codes: 0 ok (last line ``{"type": "result", ...}``), 1 the run failed (last line
+    ``{"type": "error", ...}``), 2 bad arguments.
+    """
+    p = argparse.ArgumentParser(description="edgetune on-device latency runner (numpy + onnxruntime only)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--runs", type=int, default=200)
+    p.add_argument("--warmup", type=int, default=20)
+    p.add_argument("--cores", default=None, help="pin to these cores, taskset syntax: 0,2-3")
+    p.add_argument("--features", default=None, help="a [T, n_mels] float32 .npy file; default random")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--optimization", choices=["all", "basic", "none"], default="all")
+    p.add_argument("--max-seconds", type=float, default=None, help="stop with an error after this long")
+    args = p.parse_args(argv)
+    try:
+        result = time_model(args.model, threads=args.threads, runs=args.runs, warmup=args.warmup,
+                            cores=parse_cores(args.cores), features=args.features, seed=args.seed,
+                            optimization=args.optimization, max_seconds=args.max_seconds)
+    except Exception as exc:  # report every failure as a JSON line the transport can carry back
+        emit("error", error=type(exc).__name__, message=str(exc))
+        return 1
+    emit("result", **result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

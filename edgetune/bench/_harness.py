@@ -1,0 +1,243 @@
+"""What is timed, wherever it runs: push the runner and the model through a transport, run,
+read the JSON lines back, and add what is measured on the host (file size, gzip size,
+algorithmic latency from the metadata).
+
+Two runners:
+
+* ``"python"`` (default): ``runner.py`` (numpy + onnxruntime) streams the model chunk by chunk
+  with its caches and times each chunk step.
+* ``"perf_test"``: ONNX Runtime's own ``onnxruntime_perf_test`` binary, for devices with no
+  Python. It times one ``Run`` per sample with generated inputs (caches are inputs like any
+  other), so it measures the same chunk step without carrying caches over. Samples come from
+  its result file (one CSV line per run), the fingerprint from a few ``cat`` commands.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import re
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+from edgetune.errors import ArtifactError, ConfigError, TargetError
+from edgetune.bench._transport import SETUP_TIMEOUT_S, Transport, parse_target
+
+RUNNER_PATH = Path(__file__).with_name("runner.py")
+REMOTE_MODEL = "model.onnx"
+REMOTE_RUNNER = "edgetune_runner.py"
+RUNNERS = ("python", "perf_test")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+def bench_model(model_path: str | os.PathLike, target: str = "local", *, threads: int = 1, runs: int = 200,
+                warmup: int = 20, cores: str | None = None, timeout_s: float = 600,
+                runner: str = "python", features: str | None = None, seed: int = 0,
+                perf_test: str | None = None) -> dict[str, Any]:
+    """Time an edgetune streaming ONNX model on ``target``; return a JSON-serialisable result.
+
+    Keys: ``latency_ms`` {p50, p90, p99, mean, std, min, max} of one chunk step, ``samples_ms``,
+    ``rtf`` (mean compute time per chunk / chunk duration), ``algorithmic_latency_ms`` (chunk +
+    lookahead + analysis window, from the metadata), ``peak_rss_bytes`` (runner process peak,
+    including the Python + ONNX Runtime baseline ``baseline_rss_bytes``), ``size_bytes``,
+    ``gzip_bytes``, ``runs``, ``warmup``, ``threads``, ``cores``, ``target``, ``runner`` and
+    ``fingerprint`` {cpu_model, cores, governor, temperature_c, os, machine, ort_version, python,
+    numpy, ...} (None where unreadable).
+
+    ``cores`` pins the runner (``"0,2-3"``: ``os.sched_setaffinity`` in the Python runner,
+    ``taskset -c`` for ``perf_test``). ``timeout_s`` bounds the timed command; setup steps
+    (mktemp, push, cleanup) have their own 60 s bound. Raises ArtifactError for a missing or
+    non-edgetune model, ConfigError for bad settings, TargetError for transport/runner failures.
+    """
+    path = Path(model_path)
+    meta, external = read_model_metadata(path)
+    _check_settings(threads=threads, runs=runs, warmup=warmup, timeout_s=timeout_s, runner=runner, cores=cores)
+    transport = parse_target(target)
+    host_side = {
+        "model": path.name, "model_path": str(path.resolve()), "size_bytes": file_size(path, external),
+        "gzip_bytes": gzip_size(path, external), "algorithmic_latency_ms": algorithmic_latency_ms(meta),
+        "chunk_ms": float(meta.get("chunk_ms") or 0.0), "knobs": meta.get("knobs"),
+    }
+    with transport.session() as remote_dir:
+        transport.push(str(path), f"{remote_dir}/{REMOTE_MODEL}")
+        for name in external:
+            transport.push(str(path.parent / name), f"{remote_dir}/{name}")
+        if runner == "python":
+            device = _run_python_runner(transport, remote_dir, threads=threads, runs=runs, warmup=warmup,
+                                        cores=cores, timeout_s=timeout_s, features=features, seed=seed)
+        else:
+            device = _run_perf_test(transport, remote_dir, perf_test=perf_test, threads=threads, runs=runs,
+                                    cores=cores, timeout_s=timeout_s, chunk_ms=host_side["chunk_ms"])
+    result = {**device, **host_side}
+    result.update(target=target, runner=runner, threads=threads, runs=runs, warmup=warmup, cores=cores,
+                  created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    return result
+
+
+# ----------------------------------------------------------------------------- model facts (host side)
+
+
+def read_model_metadata(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """The ``edgetune`` metadata dict of an ONNX file and the names of its external data files."""
+    if not path.is_file():
+        raise ArtifactError(f"model file {str(path)!r} does not exist (or is not a file); pass the path of an "
+                            f"exported edgetune .onnx file")
+    onnx = _import_onnx()
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError, ValueError, ... for a non-ONNX file
+        raise ArtifactError(f"{str(path)!r} is not a readable ONNX file ({type(exc).__name__}: {exc})") from None
+    props = {p.key: p.value for p in model.metadata_props}
+    if "edgetune" not in props:
+        raise ArtifactError(f"{str(path)!r} is not an edgetune model: it has no 'edgetune' metadata entry "
+                            f"(export it with edgetune, which writes the streaming contract)")
+    try:
+        meta = json.loads(props["edgetune"])
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{str(path)!r}: the 'edgetune' metadata is not valid JSON ({exc})") from None
+    external = sorted({entry.value for tensor in _all_tensors(model) for entry in tensor.external_data
+                       if entry.key == "location"})
+    for name in external:
+        if not _SAFE_NAME.match(name) or name in (REMOTE_MODEL, REMOTE_RUNNER):
+            raise ArtifactError(f"{str(path)!r} refers to external data file {name!r}; only plain names "
+                                f"[A-Za-z0-9._-] beside the model (not {REMOTE_MODEL!r}) can be benchmarked. "
+                                f"Fix: re-export with external_data=False or a plain data file name")
+        if not (path.parent / name).is_file():
+            raise ArtifactError(f"{str(path)!r} needs external data file {str(path.parent / name)!r}, "
+                                f"which does not exist")
+    return meta, external
+
+
+def _all_tensors(model) -> list:
+    tensors = list(model.graph.initializer)
+    for node in model.graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                tensors.append(attr.t)
+    return [t for t in tensors if t.external_data]
+
+
+def _import_onnx():
+    from edgetune._imports import require
+
+    return require("onnx", purpose="reading model metadata")
+
+
+def algorithmic_latency_ms(meta: dict[str, Any]) -> float | None:
+    """chunk_ms + lookahead_ms + (win_length - hop_length) / sample_rate, as StreamingSpec defines it."""
+    if meta.get("chunk_ms") is None:
+        return None
+    feats = meta.get("features") or {}
+    win, hop, sr = feats.get("win_length", 400), feats.get("hop_length", 160), feats.get("sample_rate", 16000)
+    return float(meta["chunk_ms"]) + float(meta.get("lookahead_ms") or 0) + 1000.0 * (win - hop) / sr
+
+
+def file_size(path: Path, external: list[str] = ()) -> int:
+    """Bytes on disk of the model plus its external data files."""
+    return path.stat().st_size + sum((path.parent / n).stat().st_size for n in external)
+
+
+def gzip_size(path: Path, external: list[str] = ()) -> int:
+    """Bytes after DEFLATE level 9 of the model and its data files (what a download would carry)."""
+    total = 0
+    for p in [path, *(path.parent / n for n in external)]:
+        comp = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: gzip container
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                total += len(comp.compress(block))
+        total += len(comp.flush())
+    return total
+
+
+def _check_settings(*, threads: int, runs: int, warmup: int, timeout_s: float, runner: str, cores: str | None) -> None:
+    if runner not in RUNNERS:
+        raise ConfigError(f"runner must be one of {', '.join(RUNNERS)}, but got {runner!r}")
+    for name, value, low in (("threads", threads, 1), ("runs", runs, 2), ("warmup", warmup, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{name} must be an integer >= {low}, but got {value!r}")
+    if not isinstance(timeout_s, (int, float)) or not timeout_s > 0 or math.isinf(timeout_s):
+        raise ConfigError(f"timeout_s must be a positive number of seconds, but got {timeout_s!r}")
+    if cores is not None and not re.fullmatch(r"\d+(-\d+)?(,\d+(-\d+)?)*", str(cores)):
+        raise ConfigError(f"cores must be a taskset-style list like '0' or '0,2-3', but got {cores!r}")
+
+
+# ----------------------------------------------------------------------------- python runner
+
+
+def _run_python_runner(transport: Transport, remote_dir: str, *, threads: int, runs: int, warmup: int,
+                       cores: str | None, timeout_s: float, features: str | None, seed: int) -> dict[str, Any]:
+    transport.push(str(RUNNER_PATH), f"{remote_dir}/{REMOTE_RUNNER}")
+    argv = [transport.python, REMOTE_RUNNER, "--model", REMOTE_MODEL, "--threads", str(threads),
+            "--runs", str(runs), "--warmup", str(warmup), "--seed", str(seed),
+            # the runner stops itself a little before the host gives up, so nothing lingers on the device
+            "--max-seconds", f"{max(1.0, timeout_s - 2.0):g}"]
+    if cores:
+        argv += ["--cores", cores]
+    if features:
+        transport.push(features, f"{remote_dir}/features.npy")
+        argv += ["--features", "features.npy"]
+    res = transport.run(argv, timeout_s, cwd=remote_dir, what="run the latency runner")
+    events = parse_events(res.stdout)
+    final = events[-1] if events else None
+    if final is None or final.get("type") != "result" or res.returncode != 0:
+        if final is not None and final.get("type") == "error":
+            raise TargetError(f"{transport.target}: the runner failed: {final.get('error')}: {final.get('message')}")
+        detail = (res.stderr.strip() or res.stdout.strip() or "no output").splitlines()[-3:]
+        raise TargetError(f"{transport.target}: the runner exited with status {res.returncode} and no result "
+                          f"line ({transport.python} {REMOTE_RUNNER}): {' | '.join(detail)}. Fix: check that "
+                          f"{transport.python!r} exists on the device with numpy and onnxruntime installed "
+                          f"(set python=... in the target or $EDGETUNE_REMOTE_PYTHON)")
+    final = dict(final)
+    final.pop("type")
+    return final
+
+
+def parse_events(stdout: str) -> list[dict[str, Any]]:
+    """The runner's JSON event lines (``{"type": ...}``) in order; other lines are ignored."""
+    events = []
+    for line in stdout.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(event, dict) and "type" in event:
+                events.append(event)
+    return events
+
+
+# ----------------------------------------------------------------------------- onnxruntime_perf_test
+
+
+def _run_perf_test(transport: Transport, remote_dir: str, *, perf_test: str | None, threads: int, runs: int,
+                   cores: str | None, timeout_s: float, chunk_ms: float) -> dict[str, Any]:
+    from edgetune.bench._perf_test import parse_perf_test, perf_test_argv, fingerprint_script, parse_fingerprint
+
+    binary = perf_test or os.environ.get("EDGETUNE_PERF_TEST") or "onnxruntime_perf_test"
+    argv = perf_test_argv(binary, REMOTE_MODEL, "perf_result.txt", runs=runs, threads=threads)
+    if cores:
+        argv = ["taskset", "-c", cores, *argv]
+    res = transport.run(argv, timeout_s, cwd=remote_dir, what="run onnxruntime_perf_test")
+    if res.returncode != 0:
+        tail = " | ".join((res.stderr.strip() or res.stdout.strip() or "no output").splitlines()[-3:])
+        raise TargetError(f"{transport.target}: {binary} exited with status {res.returncode}: {tail}. Fix: pass "
+                          f"perf_test=/path/to/onnxruntime_perf_test (or $EDGETUNE_PERF_TEST) built for the device")
+    with tempfile.TemporaryDirectory(prefix="edgetune-perf.") as tmp:
+        local = os.path.join(tmp, "perf_result.txt")
+        transport.pull(f"{remote_dir}/perf_result.txt", local)
+        with open(local, encoding="utf-8", errors="replace") as f:
+            result_file = f.read()
+    parsed = parse_perf_test(res.stdout, result_file)
+    fp_res = transport.run(["sh", "-c", fingerprint_script()], SETUP_TIMEOUT_S, what="read the device fingerprint")
+    fingerprint = parse_fingerprint(fp_res.stdout)
+    fingerprint["perf_test"] = binary
+    latency = parsed["latency_ms"]
+    return {**parsed, "fingerprint": fingerprint, "rtf": latency["mean"] / chunk_ms if chunk_ms else None,
+            "baseline_rss_bytes": None, "model_rss_bytes": None, "warnings": [
+                "onnxruntime_perf_test times Run() with generated inputs: caches are not carried over "
+                "between samples and warmup is its single first run"]}
