@@ -1,0 +1,285 @@
+"""``edgetune check``: latency/size/WER budgets and statistical regression checks, JUnit output.
+
+Budgets file (YAML), one mapping per target; ``defaults`` applies to every target and
+``"*"`` matches any target without its own entry. A target also matches its entry written
+without the query string (``ssh://ci@board?identity=...`` uses ``ssh://ci@board``)::
+
+    defaults:
+      noise_floor_pct: 3      # regression must exceed this (percent), see _stats.py
+    local:
+      p90_ms: 2.0
+      p99_ms: 4.0
+      rtf: 0.05
+      size_bytes: 2000000
+      wer: 0.25               # applies only when the results file has a "wer" field
+    "ssh://ci@pi5":
+      p90_ms: 30
+
+Results: a bench JSON (``edgetune bench --json``) or a candidate ``result.json`` holding a
+``wer`` field and the bench result at top level or under ``bench`` / ``latency``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgetune.errors import ConfigError, DataError
+
+# budget key -> (how to read the value from the results, unit for messages)
+LIMIT_KEYS: dict[str, str] = {
+    "p50_ms": "ms", "p90_ms": "ms", "p99_ms": "ms", "mean_ms": "ms", "rtf": "", "size_bytes": "B",
+    "gzip_bytes": "B", "peak_rss_bytes": "B", "algorithmic_latency_ms": "ms", "wer": "",
+}
+SETTING_KEYS = ("noise_floor_pct", "confidence", "regression_on", "bootstrap_resamples", "seed")
+VALID_KEYS = tuple(LIMIT_KEYS) + SETTING_KEYS
+DEFAULT_NOISE_FLOOR_PCT = 5.0
+DEFAULT_REGRESSION_ON = ("p50", "p90")
+
+
+@dataclass
+class Outcome:
+    """One check: a JUnit testcase. ``status`` is pass, fail or skip."""
+
+    name: str
+    status: str
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Results:
+    """A results file reduced to what checks need."""
+
+    path: str
+    target: str | None
+    bench: dict[str, Any] | None  # the bench_model dict, when present
+    wer: float | None
+    size_bytes: int | None
+
+    def metric(self, key: str) -> float | None:
+        b = self.bench or {}
+        lat = b.get("latency_ms") or {}
+        if key.endswith("_ms") and key[:-3] in lat:
+            return lat[key[:-3]]
+        if key == "wer":
+            return self.wer
+        if key == "size_bytes":
+            return self.size_bytes
+        return b.get(key)
+
+    @property
+    def samples(self) -> list[float] | None:
+        s = (self.bench or {}).get("samples_ms")
+        return s if s else None
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_results(path: str | os.PathLike) -> Results:
+    """Read a bench JSON or a candidate result.json (DataError naming the file when it is neither)."""
+    data = _read_json(path)
+    bench = None
+    if isinstance(data.get("latency_ms"), dict):
+        bench = data
+    else:
+        for key in ("bench", "latency", "benchmark"):
+            if isinstance(data.get(key), dict) and isinstance(data[key].get("latency_ms"), dict):
+                bench = data[key]
+                break
+    wer = data.get("wer", (data.get("metrics") or {}).get("wer") if isinstance(data.get("metrics"), dict) else None)
+    if bench is None and wer is None:
+        raise DataError(f"{path}: neither a bench result (no 'latency_ms') nor a candidate result.json (no 'wer'); "
+                        f"pass the file written by `edgetune bench --json` or `edgetune candidate`")
+    size = (bench or {}).get("size_bytes", data.get("size_bytes"))
+    target = (bench or {}).get("target", data.get("target"))
+    return Results(str(path), target, bench, None if wer is None else float(wer), size)
+
+
+def _read_json(path: str | os.PathLike) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except FileNotFoundError:
+        raise DataError(f"results file {str(path)!r} does not exist") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"results file {str(path)!r} is not readable JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise DataError(f"results file {str(path)!r} must hold a JSON object, but holds {type(data).__name__}")
+    return data
+
+
+def load_budgets(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """Read and validate a budgets YAML file: {target: {key: value}} (ConfigError naming file and key)."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"budgets file {str(path)!r} does not exist") from None
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"budgets file {str(path)!r} is not readable YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"budgets file {str(path)!r} must map target names to budgets, e.g. 'local: {{p90_ms: 5}}'")
+    data.pop("version", None)
+    budgets: dict[str, dict[str, Any]] = {}
+    for target, entry in data.items():
+        if not isinstance(entry, dict):
+            raise ConfigError(f"{path}: budgets for {target!r} must be a mapping like {{p90_ms: 5}}, but got {entry!r}")
+        for key, value in entry.items():
+            _validate_budget(path, str(target), str(key), value)
+        budgets[str(target)] = dict(entry)
+    return budgets
+
+
+def _validate_budget(path, target: str, key: str, value: Any) -> None:
+    where = f"{path}: {target}.{key}"
+    if key not in VALID_KEYS:
+        raise ConfigError(f"{path}: unknown budget key {key!r} under {target!r}; valid keys: {', '.join(VALID_KEYS)}")
+    if key == "regression_on":
+        from edgetune.bench._stats import STATS
+
+        if not isinstance(value, list) or not value or any(v not in STATS for v in value):
+            raise ConfigError(f"{where} must be a non-empty list of {', '.join(STATS)}, but got {value!r}")
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{where} must be a number, but got {value!r}")
+    if key == "confidence" and not 0.5 < value < 1.0:
+        raise ConfigError(f"{where} must be in (0.5, 1), e.g. 0.95, but got {value!r}")
+    if key == "bootstrap_resamples" and (int(value) != value or value < 100):
+        raise ConfigError(f"{where} must be an integer >= 100, but got {value!r}")
+    if key != "seed" and value < 0:
+        raise ConfigError(f"{where} must be >= 0, but got {value!r}")
+
+
+def budgets_for(budgets: dict[str, dict[str, Any]], target: str | None, path: str = "budgets") -> dict[str, Any]:
+    """The budgets that apply to ``target``: ``defaults`` overlaid by its own entry (or ``"*"``)."""
+    merged = dict(budgets.get("defaults", {}))
+    candidates = [target, target.split("?", 1)[0]] if target else []
+    for name in [*candidates, "*"]:
+        if name and name in budgets:
+            merged.update(budgets[name])
+            return merged
+    named = sorted(k for k in budgets if k != "defaults")
+    raise ConfigError(f"{path}: no budgets for target {target!r} (entries: {', '.join(named) or 'none'}); add an "
+                      f"entry for it or a '*' entry for any target")
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def check_budgets(results: Results, budget: dict[str, Any]) -> list[Outcome]:
+    """One outcome per limit key: value <= limit passes; a metric the results lack is skipped."""
+    out = []
+    for key, unit in LIMIT_KEYS.items():
+        if key not in budget:
+            continue
+        limit = float(budget[key])
+        value = results.metric(key)
+        name = f"{key} <= {limit:g}{unit}"
+        if value is None:
+            why = ("no 'wer' field (a bench JSON; WER budgets apply to candidate result.json)" if key == "wer"
+                   else f"the results have no {key}")
+            out.append(Outcome(name, "skip", why))
+        elif value <= limit:
+            out.append(Outcome(name, "pass", f"{key} = {value:.6g}{unit} <= {limit:g}{unit}", {"value": value}))
+        else:
+            out.append(Outcome(name, "fail", f"{key} = {value:.6g}{unit} exceeds the budget {limit:g}{unit} "
+                                             f"by {100 * (value - limit) / limit:.1f}%", {"value": value}))
+    return out
+
+
+def check_regression(results: Results, baseline: Results, budget: dict[str, Any],
+                     aa: tuple[Results, Results] | None = None) -> list[Outcome]:
+    """Bootstrap comparison per statistic in ``regression_on`` against the baseline's samples."""
+    from edgetune.bench._stats import bootstrap_relative_diff, noise_floor_from_aa, verdict
+
+    for r in (results, baseline, *(aa or ())):
+        if not r.samples or len(r.samples) < 2:
+            raise DataError(f"{r.path} has no latency samples ('samples_ms'); a regression check needs the "
+                            f"samples that `edgetune bench --json` writes")
+    confidence = float(budget.get("confidence", 0.95))
+    n_boot = int(budget.get("bootstrap_resamples", 2000))
+    seed = int(budget.get("seed", 0))
+    out = []
+    for stat in budget.get("regression_on", DEFAULT_REGRESSION_ON):
+        floors = {}
+        if "noise_floor_pct" in budget:
+            floors["budgets"] = float(budget["noise_floor_pct"])
+        if aa:
+            floors["aa"] = noise_floor_from_aa(aa[0].samples, aa[1].samples, stat, n_boot=n_boot,
+                                               confidence=confidence, seed=seed)
+        floor = max(floors.values()) if floors else DEFAULT_NOISE_FLOOR_PCT
+        source = max(floors, key=floors.get) if floors else "default"
+        cmp = bootstrap_relative_diff(baseline.samples, results.samples, stat, n_boot=n_boot,
+                                      confidence=confidence, seed=seed)
+        v = verdict(cmp, floor)
+        msg = (f"{stat} {cmp.baseline:.4g} -> {cmp.candidate:.4g} ms: {cmp.diff_pct:+.2f}% "
+               f"[{100 * confidence:g}% CI {cmp.ci_low_pct:+.2f}%, {cmp.ci_high_pct:+.2f}%], "
+               f"noise floor {floor:.2f}% ({source}) -> {v}")
+        details = {**cmp.to_dict(), "noise_floor_pct": floor, "noise_floor_source": source, "verdict": v}
+        out.append(Outcome(f"no {stat} regression vs baseline", "fail" if v == "regression" else "pass", msg, details))
+    return out
+
+
+def run_check(results_path: str, budgets_path: str | None = None, baseline_path: str | None = None,
+              aa_paths: tuple[str, str] | None = None) -> tuple[list[Outcome], list[str]]:
+    """Every check for one results file; returns (outcomes, warnings). Raises EdgetuneError on bad input."""
+    if budgets_path is None and baseline_path is None:
+        raise ConfigError("nothing to check: pass --budgets FILE and/or --baseline FILE")
+    results = load_results(results_path)
+    warnings: list[str] = []
+    budget: dict[str, Any] = {}
+    outcomes: list[Outcome] = []
+    if budgets_path is not None:
+        budget = budgets_for(load_budgets(budgets_path), results.target, str(budgets_path))
+        outcomes += check_budgets(results, budget)
+    if baseline_path is not None:
+        baseline = load_results(baseline_path)
+        aa = (load_results(aa_paths[0]), load_results(aa_paths[1])) if aa_paths else None
+        for other in [baseline, *(aa or ())]:
+            if other.target != results.target:
+                warnings.append(f"{other.path} was measured on target {other.target!r}, the results on "
+                                f"{results.target!r}: compare runs from the same device")
+            cpu_a = ((other.bench or {}).get("fingerprint") or {}).get("cpu_model")
+            cpu_b = ((results.bench or {}).get("fingerprint") or {}).get("cpu_model")
+            if cpu_a and cpu_b and cpu_a != cpu_b:
+                warnings.append(f"{other.path} ran on CPU {cpu_a!r}, the results on {cpu_b!r}")
+        outcomes += check_regression(results, baseline, budget, aa)
+    return outcomes, warnings
+
+
+# ----------------------------------------------------------------------------- JUnit
+
+
+def write_junit(path: str | os.PathLike, outcomes: list[Outcome], *, suite: str = "edgetune check",
+                classname: str = "edgetune.check", properties: dict[str, Any] | None = None) -> None:
+    """JUnit XML (stdlib xml.etree), one testcase per check; written atomically."""
+    root = ET.Element("testsuites")
+    ts = ET.SubElement(root, "testsuite", name=suite, tests=str(len(outcomes)),
+                       failures=str(sum(o.status == "fail" for o in outcomes)), errors="0",
+                       skipped=str(sum(o.status == "skip" for o in outcomes)))
+    if properties:
+        props = ET.SubElement(ts, "properties")
+        for k, v in properties.items():
+            ET.SubElement(props, "property", name=str(k), value="" if v is None else str(v))
+    for o in outcomes:
+        case = ET.SubElement(ts, "testcase", classname=classname, name=o.name)
+        if o.status == "fail":
+            ET.SubElement(case, "failure", message=o.message, type="budget" if "regression" not in o.name
+                          else "regression").text = json.dumps(o.details, sort_keys=True) if o.details else o.message
+        elif o.status == "skip":
+            ET.SubElement(case, "skipped", message=o.message)
+        else:
+            ET.SubElement(case, "system-out").text = o.message
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)
+    os.replace(tmp, path)

@@ -1,0 +1,87 @@
+"""``edgetune bench MODEL.onnx --target TARGET ... --json out.json``: time a model on a device.
+
+Only parses arguments and calls :func:`edgetune.bench.bench_model`; prints a short table and
+writes the full result (latency samples, target, fingerprint) for ``edgetune check``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "bench", help="time an edgetune ONNX model on a device (local, ssh://, adb://)",
+        description="Time one chunk step of an edgetune streaming ONNX model on a target device.",
+        epilog="Targets: local | ssh://[user@]host[:port][?identity=..&known_hosts=..&python=..] | "
+               "adb://SERIAL[?python=..&tmpdir=..]. Exit codes: 0 ok, 2 bad model, target or settings.")
+    p.add_argument("model", help="the exported edgetune .onnx file")
+    p.add_argument("--target", default="local", help="where to run (default: local)")
+    p.add_argument("--threads", type=int, default=1, help="ONNX Runtime intra-op threads (default 1)")
+    p.add_argument("--runs", type=int, default=200, help="timed chunk steps (default 200; >= 1000 for a stable p99)")
+    p.add_argument("--warmup", type=int, default=20, help="untimed chunk steps first (default 20)")
+    p.add_argument("--cores", default=None, help="pin to these cores, taskset syntax: 0 or 4-7 or 0,2")
+    p.add_argument("--runner", choices=["python", "perf_test"], default="python",
+                   help="python: runner.py (numpy+onnxruntime); perf_test: onnxruntime_perf_test binary")
+    p.add_argument("--perf-test", default=None, metavar="PATH",
+                   help="onnxruntime_perf_test path on the device (default $EDGETUNE_PERF_TEST or PATH)")
+    p.add_argument("--features", default=None, help="a [T, n_mels] .npy of real features (default: random)")
+    p.add_argument("--timeout", type=float, default=600.0, help="seconds before the timed run is stopped")
+    p.add_argument("--json", dest="json_out", default=None, metavar="OUT.json", help="write the full result here")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgetune.bench import bench_model
+
+    result = bench_model(args.model, args.target, threads=args.threads, runs=args.runs, warmup=args.warmup,
+                         cores=args.cores, timeout_s=args.timeout, runner=args.runner, features=args.features,
+                         perf_test=args.perf_test)
+    print(format_table(result))
+    if args.json_out:
+        write_json_atomic(args.json_out, result)
+        print(f"wrote {args.json_out}")
+    return 0
+
+
+def format_table(r: dict) -> str:
+    lat, fp = r["latency_ms"], r.get("fingerprint") or {}
+    mib = lambda b: "n/a" if b is None else f"{b / 2**20:.1f} MiB"  # noqa: E731
+    rows = [
+        ("model", f"{r['model']} ({r['size_bytes']:,} B, gzip {r['gzip_bytes']:,} B)"),
+        ("target", f"{r['target']} [{r['runner']}] {fp.get('cpu_model') or '?'}, {fp.get('cores') or '?'} cores, "
+                   f"governor {fp.get('governor') or '?'}, {fp.get('temperature_c') or '?'} °C"),
+        ("settings", f"threads {r['threads']}, cores {r['cores'] or 'any'}, {r['runs']} runs after "
+                     f"{r['warmup']} warmup"),
+        ("latency/chunk", f"p50 {lat['p50']:.3f}  p90 {lat['p90']:.3f}  p99 {lat['p99']:.3f}  "
+                          f"mean {lat['mean']:.3f} ± {lat['std']:.3f} ms"),
+        ("rtf", "n/a" if r.get("rtf") is None else f"{r['rtf']:.4f} (chunk {r['chunk_ms']:g} ms)"),
+        ("algorithmic", f"{r['algorithmic_latency_ms']:g} ms (chunk + lookahead + window)"
+         if r.get("algorithmic_latency_ms") is not None else "n/a"),
+        ("peak RSS", f"{mib(r.get('peak_rss_bytes'))} (baseline before load {mib(r.get('baseline_rss_bytes'))})"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k:<{width}}  {v}" for k, v in rows]
+    lines += [f"warning: {w}" for w in r.get("warnings", [])]
+    return "\n".join(lines)
+
+
+def write_json_atomic(path: str | os.PathLike, data: dict) -> None:
+    """Write JSON to a temp file beside ``path``, then rename: a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from edgetune.cli import main
+
+    sys.exit(main(["bench", *sys.argv[1:]]))
