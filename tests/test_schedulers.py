@@ -23,7 +23,6 @@ from edgetune.schedulers import (
     is_stopped,
     n_promoted,
     non_dominated_sort,
-    pareto_front_mask,
     precheck,
     promoted_mask,
     rank_order,
@@ -52,7 +51,7 @@ def test_non_dominated_sort_matches_brute_force(seed: int, m: int) -> None:
     rng = np.random.default_rng(seed)
     pts = rng.integers(0, 6, size=(40, m)).astype(float)  # small ints: many ties and duplicates
     assert non_dominated_sort(pts).tolist() == brute_force_ranks(pts)
-    mask = pareto_front_mask(pts)
+    mask = non_dominated_sort(pts) == 0
     for i in range(len(pts)):
         dominated = any(dominates(pts[j], pts[i]) for j in range(len(pts)))
         assert mask[i] == (not dominated)
@@ -275,6 +274,23 @@ def test_precheck_rejects_before_training() -> None:
     assert frozen.constraints == pytest.approx({"latency_ms": 0.5, "size_bytes": -0.5})
     assert frozen.user_attrs[REJECTED_ATTR] == "latency_ms 450 > budget 300"
     assert study.best_trials == []
+    assert frozen.user_attrs["precheck"] == {"latency_ms": 450.0, "size_bytes": 1_000_000.0}
+
+
+def test_on_epoch_hook_takes_latency_from_the_precheck() -> None:
+    """The study loop's hook: epoch metrics carry only the dev WER; latency comes from the precheck."""
+    study = _study()
+    sched = MOASHA(min_epochs=1, max_epochs=9, eta=3, min_peers=3)
+    budgets = Budgets(max_latency_ms=1000.0)
+    go_on = []
+    for wer, lat in [(0.1, 100.0), (0.2, 200.0), (0.3, 300.0), (0.4, 400.0)]:
+        t = study.ask()
+        record_precheck(t, precheck(budgets, lat, 1e6))
+        go_on.append(sched.on_epoch(study, t, 1, {"wer": wer, "loss": 1.0}))
+        assert study.trials[t.number].user_attrs["rung_0"] == [wer, lat]
+    assert go_on == [True, True, False, False]  # (0.3, 300) and (0.4, 400) are dominated by (0.1, 100)
+    with pytest.raises(ValueError, match="record_precheck"):
+        sched.on_epoch(study, study.ask(), 1, {"wer": 0.1})
 
 
 def test_import_is_light() -> None:

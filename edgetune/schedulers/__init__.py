@@ -10,7 +10,7 @@
 Light to import: numpy only; optuna is touched through the study/trial objects passed in.
 """
 
-from edgetune.schedulers._budgets import REJECTED_ATTR, Budgets, Verdict, precheck, record_precheck
+from edgetune.schedulers._budgets import PRECHECK_ATTR, REJECTED_ATTR, Budgets, Verdict, precheck, record_precheck
 from edgetune.schedulers._moasha import (
     MOASHA,
     RUNG_ATTR,
@@ -24,12 +24,12 @@ from edgetune.schedulers._pareto import (
     crowding_distance,
     dominates,
     non_dominated_sort,
-    pareto_front_mask,
     rank_order,
 )
 
 __all__ = [
     "MOASHA",
+    "PRECHECK_ATTR",
     "REJECTED_ATTR",
     "RUNG_ATTR",
     "STOPPED_AT_EPOCH_ATTR",
@@ -41,7 +41,6 @@ __all__ = [
     "is_stopped",
     "n_promoted",
     "non_dominated_sort",
-    "pareto_front_mask",
     "precheck",
     "promoted_mask",
     "rank_order",

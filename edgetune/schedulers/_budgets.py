@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import optuna
 
 REJECTED_ATTR = "rejected_by_budget"
+PRECHECK_ATTR = "precheck"
 
 
 def _budget(name: str, value: Any) -> float | None:
@@ -69,6 +70,7 @@ class Verdict:
     feasible: bool
     constraints: dict[str, float] = field(default_factory=dict)
     reason: str = ""
+    measured: dict[str, float] = field(default_factory=dict)
 
 
 def precheck(budgets: Budgets, latency_ms: float, size_bytes: float) -> Verdict:
@@ -81,19 +83,21 @@ def precheck(budgets: Budgets, latency_ms: float, size_bytes: float) -> Verdict:
     measured = {"latency_ms": float(latency_ms), "size_bytes": float(size_bytes)}
     limits = {"latency_ms": budgets.max_latency_ms, "size_bytes": budgets.max_size_bytes}
     broken = [f"{k} {measured[k]:g} > budget {limits[k]:g}" for k, v in cons.items() if v > 0]
-    return Verdict(feasible=not broken, constraints=cons, reason="; ".join(broken))
+    return Verdict(feasible=not broken, constraints=cons, reason="; ".join(broken), measured=measured)
 
 
 def record_precheck(trial: "optuna.Trial", verdict: Verdict) -> None:
-    """Write a verdict onto an Optuna trial: its constraints, and ``rejected_by_budget`` if infeasible.
+    """Write a verdict onto an Optuna trial: its constraints, the measurements (user attribute
+    ``precheck``, read by :meth:`MOASHA.on_epoch`), and ``rejected_by_budget`` if infeasible.
 
     A rejected trial has no WER: end it as ``TrialState.PRUNED`` (it then never reaches the
     front nor NSGA-II's parents); its constraint values stay on record.
     """
     for name, value in verdict.constraints.items():
         trial.set_constraint(name, value)
+    trial.set_user_attr(PRECHECK_ATTR, verdict.measured)
     if not verdict.feasible:
         trial.set_user_attr(REJECTED_ATTR, verdict.reason)
 
 
-__all__ = ["REJECTED_ATTR", "Budgets", "Verdict", "precheck", "record_precheck"]
+__all__ = ["PRECHECK_ATTR", "REJECTED_ATTR", "Budgets", "Verdict", "precheck", "record_precheck"]

@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from edgetune.errors import ConfigError, StudyError
+from edgetune.schedulers._budgets import PRECHECK_ATTR
 from edgetune.schedulers._pareto import rank_order
 
 if TYPE_CHECKING:  # optuna is only touched through the objects passed in
@@ -219,6 +220,31 @@ class MOASHA:
         trial.set_user_attr(STOPPED_AT_RUNG_ATTR, rung)
         trial.set_user_attr(STOPPED_AT_EPOCH_ATTR, epoch)
         return True
+
+
+    def on_epoch(
+        self, study: "optuna.Study", trial: "optuna.Trial", epoch: int, metrics: Mapping[str, float]
+    ) -> bool:
+        """The study loop's ``TrialScheduler`` hook: True = go on, False = stop (end it PRUNED).
+
+        Objectives missing from ``metrics`` (latency, size: known before training) are read
+        from the trial's ``precheck`` user attribute, written by
+        :func:`~edgetune.schedulers.record_precheck`.
+        """
+        pre = trial.user_attrs.get(PRECHECK_ATTR) or {}
+        values: dict[str, float] = {}
+        for name in self.objectives:
+            if name in metrics:
+                values[name] = metrics[name]
+            elif name in pre:
+                values[name] = pre[name]
+            else:
+                raise ValueError(
+                    f"objective {name!r} is neither in the epoch metrics {sorted(metrics)} nor in the trial's "
+                    f"{PRECHECK_ATTR!r} attribute {sorted(pre)}. Fix: measure the untrained candidate and "
+                    "call record_precheck() before training, or report it in the metrics"
+                )
+        return not self.should_stop(study, trial, epoch, values)
 
 
 def is_stopped(user_attrs: Mapping[str, Any]) -> bool:

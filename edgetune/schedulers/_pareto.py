@@ -5,7 +5,8 @@ spirit of ``optuna/study/_multi_objective.py``; the scheduler and any renderer o
 the returned arrays. Non-finite rows (NaN or inf, e.g. a diverged training run) are treated
 as worse than every finite row: they share the last rank and get zero crowding distance.
 
-Why not Optuna's helpers: they are private (``optuna.study._multi_objective``) and may move.
+Why here: Optuna's versions are private (``optuna.study._multi_objective``) and may move, and
+``edgetune.report`` holds the front/hypervolume functions but no ranking beyond the front.
 """
 
 from __future__ import annotations
@@ -53,14 +54,6 @@ def non_dominated_sort(points: np.ndarray | list) -> np.ndarray:
             rank += 1
     ranks[~finite] = ranks.max(initial=-1) + 1
     return ranks
-
-
-def pareto_front_mask(points: np.ndarray | list) -> np.ndarray:
-    """Boolean mask of the non-dominated (rank-0) finite points."""
-    pts = _as_points(points)
-    if len(pts) == 0:
-        return np.zeros(0, dtype=bool)
-    return (non_dominated_sort(pts) == 0) & np.all(np.isfinite(pts), axis=1)
 
 
 def crowding_distance(points: np.ndarray | list) -> np.ndarray:
@@ -113,4 +106,4 @@ def rank_order(points: np.ndarray | list, ids: np.ndarray | list | None = None) 
     return np.lexsort((ids_arr, -crowd, ranks))
 
 
-__all__ = ["crowding_distance", "dominates", "non_dominated_sort", "pareto_front_mask", "rank_order"]
+__all__ = ["crowding_distance", "dominates", "non_dominated_sort", "rank_order"]
