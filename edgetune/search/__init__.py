@@ -1,0 +1,71 @@
+"""The study: a typed config, a search space of knob specs, and the resumable Optuna loop.
+
+Public API::
+
+    from edgetune.search import load_config, run_study, SimulatedRunner
+    summary = run_study(load_config("configs/smoke.yaml"), "studies/smoke")
+
+Importing this package is light (no optuna, torch or plotting import until a study runs).
+"""
+
+from edgetune.search._config import (
+    CONFIG_VERSION,
+    BenchConfig,
+    ReportConfig,
+    SamplerConfig,
+    SamplerName,
+    StudyConfig,
+    config_from_yaml,
+    config_to_yaml,
+    load_config,
+    save_config,
+)
+from edgetune.search._metrics import METRICS, Budget, Metric, metric_values
+from edgetune.search._simulated import SimulatedRunner
+from edgetune.search._space import DOMAINS, Choice, Fixed, FloatRange, KeyConfigError, KnobDomain, KnobSpec, SearchSpace
+from edgetune.search._storage import StudyPaths, load_study_dir, open_study
+from edgetune.search._study import (
+    StudySummary,
+    TrialScheduler,
+    front_numbers,
+    is_finished,
+    is_interrupted,
+    recover_interrupted,
+    run_study,
+)
+
+__all__ = [
+    "CONFIG_VERSION",
+    "DOMAINS",
+    "METRICS",
+    "BenchConfig",
+    "Budget",
+    "Choice",
+    "Fixed",
+    "FloatRange",
+    "KeyConfigError",
+    "KnobDomain",
+    "KnobSpec",
+    "Metric",
+    "ReportConfig",
+    "SamplerConfig",
+    "SamplerName",
+    "SearchSpace",
+    "SimulatedRunner",
+    "StudyConfig",
+    "StudyPaths",
+    "StudySummary",
+    "TrialScheduler",
+    "config_from_yaml",
+    "config_to_yaml",
+    "front_numbers",
+    "is_finished",
+    "is_interrupted",
+    "load_config",
+    "load_study_dir",
+    "metric_values",
+    "open_study",
+    "recover_interrupted",
+    "run_study",
+    "save_config",
+]

@@ -1,0 +1,374 @@
+"""One YAML file describes a whole study: typed, frozen, validated up front, saved beside it.
+
+Every error names the key path (``space.sparsity.high``), the value and the fix; a config
+read from a file also names the file and line. Unknown keys are errors that list the valid
+keys, so a typo never silently falls back to a default.
+
+Example (``configs/smoke.yaml`` is a full one)::
+
+    version: 1
+    study_name: smoke
+    n_trials: 12
+    dataset: smoke
+    space:
+      bits: [8, 32]
+      sparsity: {low: 0.0, high: 0.6, step: 0.1}
+    objectives: [wer, latency_ms, size_bytes]
+    budgets: ["latency_ms <= 400"]
+    sampler: {name: nsga2, population_size: 6, enqueue_baseline: true}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, Mapping
+
+from edgetune.errors import ConfigError
+from edgetune.knobs import TrainSettings
+from edgetune.search._metrics import METRICS, Budget, check_objectives
+from edgetune.search._space import KeyConfigError, SearchSpace
+
+CONFIG_VERSION = 1
+#: Keys that may change when a study is resumed (everything else must match the saved config).
+RESUMABLE_KEYS = ("n_trials",)
+
+
+class SamplerName(str, Enum):
+    """Which Optuna sampler drives the study."""
+
+    NSGA2 = "nsga2"
+    NSGA3 = "nsga3"
+    TPE = "tpe"
+    GP = "gp"
+    RANDOM = "random"
+    GRID = "grid"
+
+
+def _check_keys(d: Any, valid: list[str], path: str) -> Mapping[str, Any]:
+    if d is None:
+        return {}
+    if not isinstance(d, Mapping):
+        raise KeyConfigError(path, f"must be a mapping with keys {', '.join(valid)}, but got {d!r}")
+    unknown = sorted(set(d) - set(valid))
+    if unknown:
+        where = path or "the top level"
+        raise KeyConfigError(
+            f"{path}.{unknown[0]}" if path else unknown[0],
+            f"unknown key(s) {unknown} in {where}; valid keys are {', '.join(valid)}",
+        )
+    return d
+
+
+def _int(path: str, v: Any, low: int | None = None) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise KeyConfigError(path, f"must be an integer, but got {v!r}")
+    if low is not None and v < low:
+        raise KeyConfigError(path, f"must be >= {low}, but got {v}")
+    return v
+
+
+def _prefix(prefix: str, exc: KeyConfigError) -> KeyConfigError:
+    path = f"{prefix}.{exc.path}" if exc.path and not exc.path.startswith(prefix) else (exc.path or prefix)
+    return KeyConfigError(path, exc.detail)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """How latency is measured on the target (passed to ``run_candidate``)."""
+
+    threads: int = 1
+    runs: int = 200
+    warmup: int = 20
+
+    def __post_init__(self) -> None:
+        _int("bench.threads", self.threads, 1)
+        _int("bench.runs", self.runs, 1)
+        _int("bench.warmup", self.warmup, 0)
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """The sampler and its few settings. ``enqueue_baseline`` queues the uncompressed model first."""
+
+    name: SamplerName = SamplerName.NSGA2
+    population_size: int = 16
+    n_startup_trials: int = 10
+    enqueue_baseline: bool = True
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "name", SamplerName(self.name))
+        except ValueError:
+            valid = ", ".join(s.value for s in SamplerName)
+            raise KeyConfigError("sampler.name", f"must be one of {valid}, but got {self.name!r}") from None
+        _int("sampler.population_size", self.population_size, 2)
+        _int("sampler.n_startup_trials", self.n_startup_trials, 0)
+        if not isinstance(self.enqueue_baseline, bool):
+            raise KeyConfigError("sampler.enqueue_baseline", f"must be true or false, but got {self.enqueue_baseline!r}")
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """Report settings. ``reference_point`` (objective -> value) fixes the hypervolume reference;
+    when absent the report derives one from the trials and declares it."""
+
+    reference_point: Mapping[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.reference_point is None:
+            return
+        if not isinstance(self.reference_point, Mapping):
+            raise KeyConfigError("report.reference_point", f"must map objective -> number, got {self.reference_point!r}")
+        clean = {}
+        for k, v in self.reference_point.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise KeyConfigError(f"report.reference_point.{k}", f"must be a finite number, got {v!r}")
+            clean[str(k)] = float(v)
+        object.__setattr__(self, "reference_point", clean)
+
+
+def _train_from_dict(d: Any) -> TrainSettings:
+    valid = [f.name for f in dataclasses.fields(TrainSettings)]
+    d = _check_keys(d, valid, "train")
+    try:
+        return TrainSettings(**d)
+    except ConfigError as exc:
+        msg = str(exc)
+        key = next((k for k in valid if msg.startswith(k + " ")), "")
+        raise KeyConfigError(f"train.{key}" if key else "train", msg) from None
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A whole study. ``from_dict``/``to_dict`` round-trip; ``load_config`` reads YAML."""
+
+    study_name: str = "edgetune"
+    n_trials: int = 20
+    seed: int = 0
+    dataset: str = "smoke"
+    family: str = "conformer_lite"
+    space: SearchSpace = field(default_factory=lambda: SearchSpace.from_dict(None))
+    train: TrainSettings = field(default_factory=TrainSettings)
+    objectives: tuple[str, ...] = ("wer", "latency_ms")
+    budgets: tuple[Budget, ...] = ()
+    target: tuple[str, ...] = ("local",)
+    bench: BenchConfig = field(default_factory=BenchConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    storage: str | None = None
+    report: ReportConfig = field(default_factory=ReportConfig)
+    version: int = CONFIG_VERSION
+
+    def __post_init__(self) -> None:
+        if self.version != CONFIG_VERSION:
+            raise KeyConfigError(
+                "version", f"this edgetune reads config version {CONFIG_VERSION}, but got {self.version!r}"
+            )
+        if not isinstance(self.study_name, str) or not self.study_name.strip():
+            raise KeyConfigError("study_name", f"must be a non-empty string, got {self.study_name!r}")
+        _int("n_trials", self.n_trials, 1)
+        _int("seed", self.seed, 0)
+        for key in ("dataset", "family"):
+            v = getattr(self, key)
+            if not isinstance(v, str) or not v.strip():
+                raise KeyConfigError(key, f"must be a non-empty string (a preset name or a path), got {v!r}")
+        object.__setattr__(self, "objectives", check_objectives(self.objectives))
+        targets = (self.target,) if isinstance(self.target, str) else tuple(self.target)
+        if not targets:
+            raise KeyConfigError("target", "needs at least one target, e.g. local")
+        for i, t in enumerate(targets):
+            if not isinstance(t, str) or not t.strip() or any(c.isspace() for c in t):
+                raise KeyConfigError(f"target[{i}]", f"must be a target name like 'local' or 'ssh://user@host', got {t!r}")
+        object.__setattr__(self, "target", targets)
+        object.__setattr__(self, "budgets", tuple(self.budgets))
+        names = [b.name for b in self.budgets]
+        if len(set(names)) != len(names):
+            raise KeyConfigError("budgets", f"a metric is budgeted twice in the same direction: {[str(b) for b in self.budgets]}")
+        if self.storage is not None and (not isinstance(self.storage, str) or not self.storage.strip()):
+            raise KeyConfigError("storage", f"must be an Optuna storage URL or absent, got {self.storage!r}")
+        ref = self.report.reference_point
+        if ref is not None and set(ref) != set(self.objectives):
+            raise KeyConfigError(
+                "report.reference_point",
+                f"needs exactly one value per objective {list(self.objectives)}, got keys {sorted(ref)}",
+            )
+        if self.sampler.name is SamplerName.GRID:
+            try:
+                grid = self.space.grid()
+            except KeyConfigError as exc:
+                raise KeyConfigError(exc.path, exc.detail) from None
+            if not grid:
+                raise KeyConfigError("space", "the grid sampler needs at least one searched knob")
+
+    @property
+    def directions(self) -> list[str]:
+        return ["minimize"] * len(self.objectives)
+
+    @property
+    def primary_target(self) -> str:
+        """The target whose measurements are the objectives; others only constrain (later)."""
+        return self.target[0]
+
+    # ---- dict / YAML round trip -------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data in the YAML layout (``from_dict(to_dict())`` is equal to ``self``)."""
+        d: dict[str, Any] = {
+            "version": self.version,
+            "study_name": self.study_name,
+            "n_trials": self.n_trials,
+            "seed": self.seed,
+            "dataset": self.dataset,
+            "family": self.family,
+            "space": self.space.to_dict(),
+            "train": self.train.to_dict(),
+            "objectives": list(self.objectives),
+            "budgets": [str(b) for b in self.budgets],
+            "target": self.target[0] if len(self.target) == 1 else list(self.target),
+            "bench": dataclasses.asdict(self.bench),
+            "sampler": {**dataclasses.asdict(self.sampler), "name": self.sampler.name.value},
+            "storage": self.storage,
+            "report": {"reference_point": dict(self.report.reference_point) if self.report.reference_point else None},
+        }
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "StudyConfig":
+        valid = [f.name for f in dataclasses.fields(cls)]
+        d = dict(_check_keys(d, valid, ""))
+        kw: dict[str, Any] = {k: v for k, v in d.items() if k not in ("space", "train", "budgets", "bench", "sampler", "report")}
+        kw["space"] = SearchSpace.from_dict(d.get("space"))
+        kw["train"] = _train_from_dict(d.get("train"))
+        budgets = d.get("budgets") or []
+        if isinstance(budgets, (str, Mapping)):
+            budgets = [budgets] if isinstance(budgets, str) else [{k: v} for k, v in budgets.items()]
+        if not isinstance(budgets, list):
+            raise KeyConfigError("budgets", f"must be a list like ['latency_ms <= 20'], got {budgets!r}")
+        kw["budgets"] = tuple(Budget.parse(b, f"budgets[{i}]") for i, b in enumerate(budgets))
+        kw["bench"] = BenchConfig(**_check_keys(d.get("bench"), [f.name for f in dataclasses.fields(BenchConfig)], "bench"))
+        kw["sampler"] = SamplerConfig(
+            **_check_keys(d.get("sampler"), [f.name for f in dataclasses.fields(SamplerConfig)], "sampler")
+        )
+        kw["report"] = ReportConfig(**_check_keys(d.get("report"), ["reference_point"], "report"))
+        if "target" in kw and kw["target"] is None:
+            del kw["target"]
+        return cls(**kw)
+
+    def replace(self, **changes: Any) -> "StudyConfig":
+        return dataclasses.replace(self, **changes)
+
+    def diff(self, other: "StudyConfig", ignore: tuple[str, ...] = RESUMABLE_KEYS) -> list[str]:
+        """Human-readable differences ``key: self -> other``, skipping ``ignore`` keys."""
+        a, b = _flatten(self.to_dict()), _flatten(other.to_dict())
+        out = []
+        for key in sorted(set(a) | set(b)):
+            if key.split(".")[0].split("[")[0] in ignore:
+                continue
+            if a.get(key, "<absent>") != b.get(key, "<absent>"):
+                out.append(f"{key}: {a.get(key, '<absent>')!r} -> {b.get(key, '<absent>')!r}")
+        return out
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out or {prefix: {}}
+    return {prefix: d}
+
+
+# ---- YAML files ----------------------------------------------------------------------
+
+
+def _line_map(text: str) -> dict[str, int]:
+    """Key path -> 1-based line, for error messages."""
+    import yaml
+
+    out: dict[str, int] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                path = f"{prefix}.{k.value}" if prefix else str(k.value)
+                out[path] = k.start_mark.line + 1
+                walk(v, path)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                path = f"{prefix}[{i}]"
+                out[path] = item.start_mark.line + 1
+                walk(item, path)
+
+    try:
+        walk(yaml.compose(text, Loader=yaml.SafeLoader), "")
+    except yaml.YAMLError:
+        pass
+    return out
+
+
+def config_from_yaml(text: str, source: str = "<string>") -> StudyConfig:
+    """Parse and validate a study config; errors name ``source``, the line and the key path."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: invalid YAML: {problem}. Fix the syntax at that line") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: a study config is a YAML mapping (key: value lines), got {type(data).__name__}")
+    try:
+        return StudyConfig.from_dict(data)
+    except KeyConfigError as exc:
+        lines = _line_map(text)
+        path = exc.path
+        while path and path not in lines:
+            path = path.rsplit(".", 1)[0] if "." in path else (path.rsplit("[", 1)[0] if "[" in path else "")
+        where = f"{source}:{lines[path]}" if path in lines else source
+        raise KeyConfigError(exc.path, f"{exc.detail} (in {where})") from None
+
+
+def load_config(path: str | Path) -> StudyConfig:
+    """Read a study config file (errors name the file)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read study config {p}: {exc.strerror or exc}. Fix: check the --config path") from None
+    return config_from_yaml(text, str(p))
+
+
+def config_to_yaml(config: StudyConfig) -> str:
+    import yaml
+
+    header = "# edgetune study config (saved beside the results; edit n_trials to extend a study)\n"
+    return header + yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=None)
+
+
+def save_config(config: StudyConfig, path: str | Path) -> None:
+    """Write atomically (temp file + rename)."""
+    from edgetune.search._files import atomic_write_text
+
+    atomic_write_text(Path(path), config_to_yaml(config))
+
+
+__all__ = [
+    "BenchConfig",
+    "CONFIG_VERSION",
+    "METRICS",
+    "ReportConfig",
+    "SamplerConfig",
+    "SamplerName",
+    "StudyConfig",
+    "config_from_yaml",
+    "config_to_yaml",
+    "load_config",
+    "save_config",
+]

@@ -1,0 +1,431 @@
+"""The study loop: ask a candidate, run it, record everything, never lose or redo a finished trial.
+
+One trial = one call of the candidate runner (``edgetune.pipeline.run_candidate`` by default;
+any callable with its signature, e.g. :class:`~edgetune.search.SimulatedRunner`, can be passed).
+Everything the runner returns is stored in the trial's user attributes, with the artifact path
+(``trials/<number>/model.onnx``) and its sha256. Budgets become Optuna constraints through
+``trial.set_constraint`` (≤ 0 is feasible). A runner failure (any EdgetuneError, or running out
+of memory) ends that trial as FAIL with ``fail_reason`` and the study goes on.
+
+Resume: running again continues the same study. Finished trials (complete, pruned or failed
+for a reason) count toward ``n_trials``. A trial left RUNNING by a dead process (same host, pid
+gone; or a stale heartbeat in an RDB storage) and one stopped by Ctrl-C is marked FAIL with
+``interrupted`` and its parameters are enqueued once again (``retry_of``), so no configuration
+is lost and none is run twice to completion.
+
+Extension slots for multi-fidelity search (issue 5): ``scheduler`` receives each epoch's
+metrics through the runner's ``on_epoch`` and may stop a trial; ``prefilter`` may reject a
+candidate before training (e.g. latency-first rejection with an untrained model).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import socket
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+from edgetune.errors import ArtifactError, ConfigError, EdgetuneError, StudyError
+from edgetune.knobs import Knobs
+from edgetune.search._config import SamplerName, StudyConfig
+from edgetune.search._files import sha256_file
+from edgetune.search._metrics import METRICS, metric_values
+from edgetune.search._progress import StudyProgress
+from edgetune.search._storage import StudyPaths, json_safe, open_study
+
+if TYPE_CHECKING:  # pragma: no cover
+    import optuna
+
+Runner = Callable[..., dict]
+_STALE_WITHOUT_WORKER = timedelta(minutes=10)
+
+# user attribute keys written by the study loop (the runner's result keys are stored beside them)
+ATTR_WORKER = "worker"
+ATTR_ARTIFACT = "artifact"
+ATTR_SHA = "sha256"
+ATTR_FAIL = "fail_reason"
+ATTR_FAIL_TYPE = "fail_type"
+ATTR_INTERRUPTED = "interrupted"
+ATTR_RETRY_OF = "retry_of"
+ATTR_BASELINE = "baseline"
+ATTR_STOPPED = "stopped_at_rung"
+
+
+class TrialScheduler(Protocol):
+    """Multi-fidelity hook (issue 5): decides after each epoch whether a trial goes on."""
+
+    def on_epoch(self, study: "optuna.Study", trial: "optuna.trial.Trial", epoch: int, metrics: dict) -> bool:
+        """Return False to stop the trial (the runner then raises or returns early)."""
+        ...
+
+
+Prefilter = Callable[[Knobs], "str | None"]  # a reason to reject before training, or None
+
+
+@dataclass
+class StudySummary:
+    """What a ``run_study`` call did and where the study stands."""
+
+    study_name: str
+    study_dir: Path
+    n_trials: int
+    finished: int
+    complete: int
+    failed: int
+    interrupted: int
+    front: list[int]
+    new_trials: list[int] = field(default_factory=list)
+    running_elsewhere: int = 0
+
+
+# ---- trial bookkeeping ---------------------------------------------------------------
+
+
+def _state(t: Any) -> str:
+    return t.state.name
+
+
+def is_interrupted(t: Any) -> bool:
+    """FAIL without a reason from the runner: killed, Ctrl-C, or failed by a stale heartbeat."""
+    return _state(t) == "FAIL" and (bool(t.user_attrs.get(ATTR_INTERRUPTED)) or ATTR_FAIL not in t.user_attrs)
+
+
+def is_finished(t: Any) -> bool:
+    """Counts toward ``n_trials``: complete, pruned, or failed for a reason of its own."""
+    return _state(t) in ("COMPLETE", "PRUNED") or (_state(t) == "FAIL" and not is_interrupted(t))
+
+
+def worker_info() -> dict[str, Any]:
+    import psutil
+
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": psutil.Process().create_time()}
+
+
+def _worker_is_dead(w: Any) -> bool | None:
+    """True/False for a worker on this host; None when it cannot be told (another host)."""
+    import psutil
+
+    if not isinstance(w, dict) or w.get("host") != socket.gethostname():
+        return None
+    try:
+        proc = psutil.Process(int(w["pid"]))
+        return abs(proc.create_time() - float(w["started"])) > 1e-3
+    except (psutil.NoSuchProcess, KeyError, ValueError, TypeError):
+        return True
+
+
+def recover_interrupted(study: "optuna.Study", log: Callable[[str], None] = lambda m: None) -> list[int]:
+    """Fail trials left RUNNING by dead workers and re-enqueue every interrupted configuration once.
+
+    Returns the numbers of the trials re-enqueued.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    if isinstance(study._storage, optuna.storages.RDBStorage):  # heartbeat-enabled storages
+        optuna.storages.fail_stale_trials(study)
+    now = datetime.now()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        w = t.user_attrs.get(ATTR_WORKER)
+        dead = _worker_is_dead(w)
+        if dead is None and w is None and t.datetime_start and now - t.datetime_start > _STALE_WITHOUT_WORKER:
+            dead = True
+        if dead:
+            study.tell(t.number, state=TrialState.FAIL)
+            log(f"trial #{t.number} was left running by a dead process; marked failed (interrupted)")
+        elif dead is None:
+            log(f"trial #{t.number} is running on {w.get('host') if isinstance(w, dict) else '?'}; left alone")
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get(ATTR_RETRY_OF) for t in trials}
+    requeued = []
+    for t in trials:
+        if is_interrupted(t) and t.number not in retried and t.params:
+            attrs = {ATTR_RETRY_OF: t.number}
+            if t.user_attrs.get(ATTR_BASELINE):
+                attrs[ATTR_BASELINE] = True
+            study.enqueue_trial(dict(t.params), user_attrs=attrs)
+            requeued.append(t.number)
+            log(f"trial #{t.number} was interrupted; its configuration is queued again")
+    return requeued
+
+
+def make_sampler(config: StudyConfig, n_existing: int) -> "optuna.samplers.BaseSampler":
+    """The configured sampler. Its seed is ``seed + trials so far``: deterministic for a given
+    history, yet a resumed run does not replay the random stream of the first run."""
+    import optuna
+
+    seed = config.seed + n_existing
+    s = config.sampler
+    if s.name is SamplerName.NSGA2:
+        return optuna.samplers.NSGAIISampler(population_size=s.population_size, seed=seed)
+    if s.name is SamplerName.NSGA3:
+        return optuna.samplers.NSGAIIISampler(population_size=s.population_size, seed=seed)
+    if s.name is SamplerName.TPE:
+        return optuna.samplers.TPESampler(n_startup_trials=s.n_startup_trials, seed=seed)
+    if s.name is SamplerName.GP:
+        return optuna.samplers.GPSampler(n_startup_trials=s.n_startup_trials, seed=seed)
+    if s.name is SamplerName.RANDOM:
+        return optuna.samplers.RandomSampler(seed=seed)
+    if s.name is SamplerName.GRID:
+        return optuna.samplers.GridSampler(config.space.grid(), seed=seed)
+    raise ConfigError(f"sampler.name {s.name!r} has no sampler")  # pragma: no cover
+
+
+def default_runner() -> Runner:
+    """``edgetune.pipeline.run_candidate``, or a StudyError saying the pipeline is missing."""
+    try:
+        from edgetune.pipeline import run_candidate
+    except ImportError as exc:
+        raise StudyError(
+            f"the candidate pipeline (edgetune.pipeline.run_candidate) cannot be imported: {exc}. "
+            "Fix: install edgetune completely (bash .ci/setup)"
+        ) from exc
+    return run_candidate
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
+def _short(knobs: Knobs) -> str:
+    return f"bits={knobs.bits} sp={knobs.sparsity:.2f} dm={knobs.depth_multiplier:.2f} chunk={knobs.chunk_ms}"
+
+
+def front_numbers(study: "optuna.Study") -> list[int]:
+    """Trial numbers on the feasible Pareto front of the study's complete trials."""
+    from optuna.trial import TrialState
+
+    from edgetune.report._pareto import pareto_front
+
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
+    if not done:
+        return []
+    feasible = [all(v <= 0 for v in t.constraints.values()) for t in done]
+    return [done[i].number for i in pareto_front([t.values for t in done], feasible)]
+
+
+# ---- one trial -----------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    config: StudyConfig
+    paths: StudyPaths
+    runner: Runner
+    progress: StudyProgress
+    show_runner_progress: bool
+    scheduler: TrialScheduler | None
+    prefilter: Prefilter | None
+
+
+def _fail(study: "optuna.Study", trial: "optuna.trial.Trial", exc: BaseException, *, tb: bool = False) -> str:
+    from optuna.trial import TrialState
+
+    reason = f"{type(exc).__name__}: {exc}"[:4000]
+    trial.set_user_attr(ATTR_FAIL, reason)
+    trial.set_user_attr(ATTR_FAIL_TYPE, type(exc).__name__)
+    if tb:
+        trial.set_user_attr("fail_traceback", traceback.format_exc()[-6000:])
+    study.tell(trial, state=TrialState.FAIL)
+    return reason
+
+
+def run_trial(study: "optuna.Study", trial: "optuna.trial.Trial", ctx: _Context) -> str:
+    """Run one trial to COMPLETE or FAIL; return a one-line summary."""
+    from optuna.trial import TrialState
+
+    cfg = ctx.config
+    trial.set_user_attr(ATTR_WORKER, worker_info())
+    try:
+        knobs = cfg.space.suggest(trial)
+    except ConfigError as exc:
+        return f"#{trial.number} FAIL {_fail(study, trial, exc)}"
+    trial.set_user_attr("knobs", knobs.to_dict())
+    ctx.progress.started(trial.number, _short(knobs))
+    out_dir = ctx.paths.trial_dir(trial.number)
+    if out_dir.exists():  # leftovers of an earlier attempt under this number
+        shutil.rmtree(out_dir)
+    t0 = time.monotonic()
+    try:
+        if ctx.prefilter is not None:
+            why = ctx.prefilter(knobs)
+            if why:
+                trial.set_user_attr("rejected_before_training", why)
+                return f"#{trial.number} FAIL {_fail(study, trial, StudyError(why))}"
+        on_epoch = None
+        if ctx.scheduler is not None:
+            sched = ctx.scheduler
+
+            def on_epoch(epoch: int, metrics: dict, **_: Any) -> bool:
+                return sched.on_epoch(study, trial, epoch, metrics)
+
+        result = ctx.runner(
+            knobs,
+            out_dir,
+            dataset=cfg.dataset,
+            train=cfg.train,
+            target=cfg.primary_target,
+            bench_threads=cfg.bench.threads,
+            bench_runs=cfg.bench.runs,
+            bench_warmup=cfg.bench.warmup,
+            family=cfg.family,
+            progress=ctx.show_runner_progress,
+            on_epoch=on_epoch,
+        )
+    except KeyboardInterrupt:
+        trial.set_user_attr(ATTR_INTERRUPTED, True)
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    except EdgetuneError as exc:
+        return f"#{trial.number} FAIL {_short(knobs)}: {_fail(study, trial, exc)}"
+    except Exception as exc:
+        if _is_oom(exc):
+            return f"#{trial.number} FAIL {_short(knobs)}: {_fail(study, trial, exc)}"
+        _fail(study, trial, exc, tb=True)  # a bug, not a bad candidate: record it, then stop
+        raise
+    seconds = time.monotonic() - t0
+    try:
+        values, feasible = _record(trial, result, ctx, out_dir)
+    except EdgetuneError as exc:
+        return f"#{trial.number} FAIL {_short(knobs)}: {_fail(study, trial, exc)}"
+    trial.set_user_attr("trial_seconds", seconds)
+    study.tell(trial, values)
+    shown = ", ".join(f"{n}={v:.4g}" for n, v in zip(cfg.objectives, values))
+    return f"#{trial.number} ok   {_short(knobs)} -> {shown}{'' if feasible else ' (over budget)'} [{seconds:.0f}s]"
+
+
+def _record(trial: "optuna.trial.Trial", result: dict, ctx: _Context, out_dir: Path) -> tuple[list[float], bool]:
+    """Store the result in user attrs, check the artifact, set constraints.
+
+    Returns the objective values and whether every budget is met.
+    """
+    cfg = ctx.config
+    if not isinstance(result, dict):
+        raise StudyError(f"the candidate runner returned {type(result).__name__}, not a result dict")
+    result = json_safe(result)
+    values = []
+    for name in cfg.objectives:
+        try:
+            v = METRICS[name].value(result)
+        except ConfigError as exc:
+            raise StudyError(f"objective {name}: {exc}") from None
+        if not math.isfinite(v):
+            raise StudyError(f"objective {name} is {v} (not finite) for this candidate")
+        values.append(v)
+    artifact = out_dir / "model.onnx"
+    if not artifact.is_file():
+        raise ArtifactError(f"the runner finished but wrote no artifact at {artifact}")
+    sha = sha256_file(artifact)
+    claimed = result.get("sha256")
+    if claimed and claimed != sha:
+        raise ArtifactError(f"{artifact}: sha256 on disk {sha} differs from the runner's {claimed}")
+    for key, value in result.items():
+        trial.set_user_attr(key, value)
+    trial.set_user_attr(ATTR_ARTIFACT, str(artifact.relative_to(ctx.paths.root)))
+    trial.set_user_attr(ATTR_SHA, sha)
+    measured = metric_values(result)
+    feasible = True
+    for b in cfg.budgets:
+        if b.metric not in measured:
+            raise StudyError(f"budget {b}: the result has no {b.metric}")
+        trial.set_constraint(b.name, b.violation(measured[b.metric]))
+        feasible &= b.satisfied(measured[b.metric])
+    return values, feasible
+
+
+# ---- the loop ------------------------------------------------------------------------
+
+
+def run_study(
+    config: StudyConfig,
+    study_dir: str | Path,
+    *,
+    runner: Runner | None = None,
+    progress: bool = True,
+    max_new_trials: int | None = None,
+    scheduler: TrialScheduler | None = None,
+    prefilter: Prefilter | None = None,
+    report: bool = False,
+) -> StudySummary:
+    """Run (or resume) the study described by ``config`` in ``study_dir``.
+
+    ``runner`` defaults to ``edgetune.pipeline.run_candidate``. ``max_new_trials`` stops this
+    call early (the study can be resumed). ``report=True`` writes ``<study_dir>/report/`` at the end.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    paths = StudyPaths(Path(study_dir))
+    runner = runner or default_runner()
+    study = open_study(config, paths)
+    trials = study.get_trials(deepcopy=False)
+    done = sum(is_finished(t) for t in trials)
+    with StudyProgress(total=config.n_trials, done=done, enabled=progress, title=config.study_name) as bar:
+        bar.log(f"study {config.study_name!r} in {paths.root}: {done}/{config.n_trials} trials finished")
+        recover_interrupted(study, bar.log)
+        if config.sampler.enqueue_baseline and not trials:
+            study.enqueue_trial(config.space.baseline_params(), user_attrs={ATTR_BASELINE: True})
+        study.sampler = make_sampler(config, len(study.get_trials(deepcopy=False)))
+        ctx = _Context(config, paths, runner, bar, progress, scheduler, prefilter)
+        new: list[int] = []
+        while max_new_trials is None or len(new) < max_new_trials:
+            trials = study.get_trials(deepcopy=False)
+            finished = sum(is_finished(t) for t in trials)
+            running = sum(_state(t) == "RUNNING" for t in trials)
+            if finished + running >= config.n_trials:
+                break
+            trial = study.ask()
+            new.append(trial.number)
+            line = run_trial(study, trial, ctx)
+            trials = study.get_trials(deepcopy=False)
+            bar.finished(
+                line,
+                done=sum(is_finished(t) for t in trials),
+                total=config.n_trials,
+                failed=sum(_state(t) == "FAIL" and not is_interrupted(t) for t in trials),
+                front=len(front_numbers(study)),
+            )
+    summary = summarize(study, config, paths, new)
+    if report:
+        from edgetune.report import build_report
+
+        build_report(paths.root, study=study, config=config)
+    return summary
+
+
+def summarize(study: "optuna.Study", config: StudyConfig, paths: StudyPaths, new: list[int]) -> StudySummary:
+    trials = study.get_trials(deepcopy=False)
+    return StudySummary(
+        study_name=config.study_name,
+        study_dir=paths.root,
+        n_trials=config.n_trials,
+        finished=sum(is_finished(t) for t in trials),
+        complete=sum(_state(t) == "COMPLETE" for t in trials),
+        failed=sum(_state(t) == "FAIL" and not is_interrupted(t) for t in trials),
+        interrupted=sum(is_interrupted(t) for t in trials),
+        front=front_numbers(study),
+        new_trials=new,
+        running_elsewhere=sum(_state(t) == "RUNNING" for t in trials),
+    )
+
+
+__all__ = [
+    "Runner",
+    "StudySummary",
+    "TrialScheduler",
+    "default_runner",
+    "front_numbers",
+    "is_finished",
+    "is_interrupted",
+    "make_sampler",
+    "recover_interrupted",
+    "run_study",
+    "run_trial",
+    "summarize",
+]
