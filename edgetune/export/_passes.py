@@ -1,0 +1,228 @@
+"""ONNX graph passes applied after ``torch.onnx.export``: onnx + numpy only.
+
+- :func:`fold_weight_quant`: a fake-quant export computes ``QuantizeLinear(W_fp32)`` at run
+  time, so the file stores fp32 weights. This pass evaluates those QuantizeLinear nodes once
+  and stores their integer result (INT8, or INT4 where every value fits [-7, 7] and 4-bit
+  storage is asked for), feeding DequantizeLinear directly. The file size on disk is then
+  the deployment size.
+- :func:`convert_fp16`: a real float16 model: every float initializer/constant and every
+  internal tensor in float16, float32 graph inputs/outputs through Casts at the edges.
+- :func:`set_metadata`, :func:`save_atomic`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+INT4_MIN, INT4_MAX = -8, 7
+
+
+def _constants(model: onnx.ModelProto) -> dict[str, np.ndarray]:
+    """Values of initializers and Constant nodes (tensor-valued only), by output name."""
+    values = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value":
+                    values[node.output[0]] = numpy_helper.to_array(attr.t)
+    return values
+
+
+def _attr(node: onnx.NodeProto, name: str, default: int) -> int:
+    for a in node.attribute:
+        if a.name == name:
+            return int(helper.get_attribute_value(a))
+    return default
+
+
+def _int4_tensor(name: str, values: np.ndarray) -> onnx.TensorProto:
+    """An INT4 tensor, packed two values per byte (first value in the low nibble) in raw_data."""
+    flat = values.astype(np.int8).flatten()
+    if flat.size % 2:
+        flat = np.concatenate([flat, np.zeros(1, np.int8)])
+    nibbles = (flat.astype(np.uint8) & 0x0F)
+    packed = (nibbles[0::2] | (nibbles[1::2] << 4)).astype(np.uint8)
+    return helper.make_tensor(name, TensorProto.INT4, values.shape, packed.tobytes(), raw=True)
+
+
+def remove_unused(model: onnx.ModelProto) -> None:
+    """Drop nodes whose outputs nobody reads, and initializers nobody reads (iterates to a fixed point)."""
+    graph = model.graph
+    outputs = {o.name for o in graph.output}
+    while True:
+        used = Counter(i for n in graph.node for i in n.input) + Counter(outputs)
+        dead = [n for n in graph.node if all(used[o] == 0 for o in n.output)]
+        if not dead:
+            break
+        for n in dead:
+            graph.node.remove(n)
+    used = {i for n in graph.node for i in n.input} | outputs
+    for init in [i for i in graph.initializer if i.name not in used]:
+        graph.initializer.remove(init)
+
+
+def fold_weight_quant(model: onnx.ModelProto, *, int4: bool = False) -> dict[str, int]:
+    """Replace ``QuantizeLinear(constant W)`` by its integer result, stored as an initializer.
+
+    ``int4``: store weights whose values all lie in [-7, 7] as INT4 (needs opset >= 21; the
+    caller converts the opset first). Returns counts of folded weights per storage type.
+    """
+    consts = _constants(model)
+    graph = model.graph
+    counts: Counter[str] = Counter()
+    new_inits: list[onnx.TensorProto] = []
+    for node in list(graph.node):
+        if node.op_type != "QuantizeLinear" or node.input[0] not in consts:
+            continue
+        if len(node.input) < 3 or node.input[1] not in consts or node.input[2] not in consts:
+            continue
+        w, scale, zp = consts[node.input[0]], consts[node.input[1]], consts[node.input[2]]
+        if zp.dtype != np.int8:
+            continue  # only weights (int8 carrier); activations stay dynamic
+        axis = _attr(node, "axis", 1)
+        if scale.ndim == 1 and scale.size > 1:
+            shape = [1] * w.ndim
+            shape[axis % w.ndim] = scale.size
+            scale_b, zp_b = scale.reshape(shape), zp.reshape(shape).astype(np.int32)
+        else:
+            scale_b, zp_b = scale, zp.astype(np.int32)
+        q = np.clip(np.rint(w.astype(np.float32) / scale_b) + zp_b, -128, 127).astype(np.int8)
+        name = f"{node.input[0]}_quantized"
+        use_int4 = int4 and int(np.abs(q).max(initial=0)) <= INT4_MAX and not zp.any()
+        if use_int4:
+            tensor = _int4_tensor(name, q)
+            zp_tensor = _int4_tensor(f"{name}_zero_point", zp)
+            new_inits.append(zp_tensor)
+            zp_name = zp_tensor.name
+            counts["int4"] += 1
+        else:
+            tensor = numpy_helper.from_array(q, name)
+            zp_name = node.input[2]
+            counts["int8"] += 1
+        new_inits.append(tensor)
+        # every DequantizeLinear reading this Q now reads the stored integers
+        for consumer in graph.node:
+            if consumer.op_type == "DequantizeLinear" and consumer.input[0] == node.output[0]:
+                consumer.input[0] = name
+                if use_int4:
+                    consumer.input[2] = zp_name
+        graph.node.remove(node)
+    graph.initializer.extend(new_inits)
+    remove_unused(model)
+    return dict(counts)
+
+
+def compact_names(model: onnx.ModelProto) -> None:
+    """Shorten internal tensor names and drop node names: in a model of a few hundred kB the
+    exporter's long scoped names are a measurable part of the file. Graph inputs and outputs
+    keep their names (they are the contract)."""
+    graph = model.graph
+    keep = {v.name for v in graph.input} | {v.name for v in graph.output}
+    mapping: dict[str, str] = {}
+
+    def short(name: str) -> str:
+        if not name or name in keep:
+            return name
+        if name not in mapping:
+            mapping[name] = f"t{len(mapping):x}"
+        return mapping[name]
+
+    for init in graph.initializer:
+        init.name = short(init.name)
+    for node in graph.node:
+        node.name = ""
+        for j, name in enumerate(node.input):
+            node.input[j] = short(name)
+        for j, name in enumerate(node.output):
+            node.output[j] = short(name)
+    del graph.value_info[:]
+
+
+def weight_storage_counts(model: onnx.ModelProto) -> dict[str, int]:
+    """How many initializers of each element type the file stores (e.g. {'INT8': 13, 'FLOAT': 30})."""
+    return dict(Counter(TensorProto.DataType.Name(i.data_type) for i in model.graph.initializer))
+
+
+def _to_fp16(t: onnx.TensorProto) -> onnx.TensorProto:
+    arr = numpy_helper.to_array(t)
+    return numpy_helper.from_array(arr.astype(np.float16), t.name)
+
+
+def convert_fp16(model: onnx.ModelProto) -> int:
+    """Convert a float32 graph to float16 compute; inputs/outputs stay float32 (Cast at the edges).
+
+    Converts float initializers, Constant nodes, ``Cast(to=FLOAT)`` and ``ConstantOfShape``
+    values. Returns the number of converted initializers. Every op of an edgetune model
+    (MatMul, Conv, LayerNormalization, Softmax, ...) has a float16 CPU kernel in ONNX Runtime,
+    so nothing is kept in float32 inside the graph.
+    """
+    graph = model.graph
+    n = 0
+    for i, init in enumerate(graph.initializer):
+        if init.data_type == TensorProto.FLOAT:
+            graph.initializer[i].CopyFrom(_to_fp16(init))
+            n += 1
+    for node in graph.node:
+        for attr in node.attribute:
+            if node.op_type in ("Constant", "ConstantOfShape") and attr.name == "value" \
+                    and attr.t.data_type == TensorProto.FLOAT:
+                attr.t.CopyFrom(_to_fp16(attr.t))
+            if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT:
+                attr.i = TensorProto.FLOAT16
+    # float32 edges: cast inputs down, outputs up
+    edge_nodes = []
+    for inp in graph.input:
+        if inp.type.tensor_type.elem_type != TensorProto.FLOAT:
+            continue
+        half = f"{inp.name}__fp16"
+        for node in graph.node:
+            for j, name in enumerate(node.input):
+                if name == inp.name:
+                    node.input[j] = half
+        edge_nodes.append(helper.make_node("Cast", [inp.name], [half], to=TensorProto.FLOAT16,
+                                           name=f"cast_in_{inp.name}"))
+    for out in graph.output:
+        if out.type.tensor_type.elem_type != TensorProto.FLOAT:
+            continue
+        half = f"{out.name}__fp16"
+        for node in graph.node:
+            for j, name in enumerate(node.output):
+                if name == out.name:
+                    node.output[j] = half
+            for j, name in enumerate(node.input):
+                if name == out.name:
+                    node.input[j] = half
+        graph.node.append(helper.make_node("Cast", [half], [out.name], to=TensorProto.FLOAT,
+                                           name=f"cast_out_{out.name}"))
+    for node in reversed(edge_nodes):
+        graph.node.insert(0, node)
+    del graph.value_info[:]  # stale float32 annotations; ORT re-infers
+    return n
+
+
+def set_metadata(model: onnx.ModelProto, props: dict[str, str]) -> None:
+    """Write ``props`` into metadata_props (replacing existing keys)."""
+    keep = [p for p in model.metadata_props if p.key not in props]
+    del model.metadata_props[:]
+    model.metadata_props.extend(keep)
+    for key, value in props.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+def save_atomic(model: onnx.ModelProto, path: str | os.PathLike) -> int:
+    """Serialize to ``path`` via a temporary file and os.replace; returns the size in bytes."""
+    path = os.fspath(path)
+    data = model.SerializeToString()
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return len(data)

@@ -1,0 +1,82 @@
+"""Model families: a registry pairing a config dataclass with a builder, keyed by name.
+
+Like lhotse's ``@register_extractor``: adding a family means writing a config dataclass, a
+builder ``(config, knobs) -> StreamingCTCModel`` and one :func:`register_family` call; the
+pipeline, trainer and exporter only talk to :class:`edgetune.model.base.StreamingCTCModel`.
+
+Pure Python (no torch import): builders are referenced as ``"module:function"`` strings and
+imported when a model is built, so ``import edgetune.model`` stays light.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from edgetune.errors import ConfigError
+from edgetune.knobs import Knobs
+
+if TYPE_CHECKING:
+    from edgetune.model.base import StreamingCTCModel
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """One registered family: its name, config type and builder (callable or ``"module:function"``)."""
+
+    name: str
+    config_type: type
+    builder: str | Callable[..., Any]
+
+    def make_config(self, overrides: dict[str, Any] | None = None) -> Any:
+        """The family's config with ``overrides`` applied; unknown keys name the valid ones."""
+        overrides = dict(overrides or {})
+        known = {f.name for f in dataclasses.fields(self.config_type)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown model config key(s) {unknown} for family {self.name!r}; valid keys are {sorted(known)}"
+            )
+        return self.config_type(**overrides)
+
+    def resolve_builder(self) -> Callable[..., Any]:
+        if callable(self.builder):
+            return self.builder
+        module, _, attr = self.builder.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+
+_FAMILIES: dict[str, ModelFamily] = {}
+
+
+def register_family(name: str, config_type: type, builder: str | Callable[..., Any]) -> ModelFamily:
+    """Register a model family under ``name`` (re-registering a name replaces it)."""
+    if not dataclasses.is_dataclass(config_type):
+        raise TypeError(f"config_type of family {name!r} must be a dataclass, got {config_type!r}")
+    family = ModelFamily(name, config_type, builder)
+    _FAMILIES[name] = family
+    return family
+
+
+def get_family(name: str) -> ModelFamily:
+    try:
+        return _FAMILIES[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown model family {name!r}; registered families are {sorted(_FAMILIES)}"
+        ) from None
+
+
+def families() -> list[str]:
+    """Names of the registered model families."""
+    return sorted(_FAMILIES)
+
+
+def build_model(family: str, knobs: Knobs, overrides: dict[str, Any] | None = None) -> "StreamingCTCModel":
+    """A fresh (untrained, float) model of ``family`` shaped by ``knobs`` (width, chunk)."""
+    fam = get_family(family)
+    config = fam.make_config(overrides)
+    return fam.resolve_builder()(config, knobs)
