@@ -71,11 +71,6 @@ def _int(path: str, v: Any, low: int | None = None) -> int:
     return v
 
 
-def _prefix(prefix: str, exc: KeyConfigError) -> KeyConfigError:
-    path = f"{prefix}.{exc.path}" if exc.path and not exc.path.startswith(prefix) else (exc.path or prefix)
-    return KeyConfigError(path, exc.detail)
-
-
 @dataclass(frozen=True)
 class BenchConfig:
     """How latency is measured on the target (passed to ``run_candidate``)."""
@@ -179,9 +174,17 @@ class StudyConfig:
         targets = (self.target,) if isinstance(self.target, str) else tuple(self.target)
         if not targets:
             raise KeyConfigError("target", "needs at least one target, e.g. local")
+        from edgetune.bench._transport import parse_target  # pure parsing, connects to nothing
+        from edgetune.errors import TargetError
+
         for i, t in enumerate(targets):
+            where = "target" if len(targets) == 1 else f"target[{i}]"
             if not isinstance(t, str) or not t.strip() or any(c.isspace() for c in t):
-                raise KeyConfigError(f"target[{i}]", f"must be a target name like 'local' or 'ssh://user@host', got {t!r}")
+                raise KeyConfigError(where, f"must be a target like 'local', 'ssh://user@host' or 'adb://SERIAL', got {t!r}")
+            try:
+                parse_target(t)
+            except TargetError as exc:
+                raise KeyConfigError(where, str(exc)) from None
         object.__setattr__(self, "target", targets)
         object.__setattr__(self, "budgets", tuple(self.budgets))
         names = [b.name for b in self.budgets]

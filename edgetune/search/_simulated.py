@@ -67,7 +67,7 @@ class SimulatedRunner:
         dm, s, bits, chunk = knobs.depth_multiplier, knobs.sparsity, knobs.bits, knobs.chunk_ms
         params = _BASE_PARAMS * dm * dm * (1.0 - s)
         size = int(params * bits / 8) + 2048
-        compute = 0.3 + 2.0 * dm * dm * (1.0 - s) * (chunk / 320) * _SPEED[bits]
+        compute = 1.0 + 40.0 * dm * dm * (1.0 - s) * (chunk / 320) * _SPEED[bits]
         rng = self._noise(knobs, "wer")
         wer = 0.12 + 0.25 * (1 - dm) ** 2 + 0.3 * s * s + _ACC[bits] + 0.02 * 80 / chunk
         wer += 0.6 * math.exp(-epochs / 2.0) + rng.gauss(0.0, 0.005)

@@ -55,6 +55,9 @@ ATTR_INTERRUPTED = "interrupted"
 ATTR_RETRY_OF = "retry_of"
 ATTR_BASELINE = "baseline"
 ATTR_STOPPED = "stopped_at_rung"
+ATTR_DUPLICATE = "duplicate_of"
+#: attributes that describe one run of a trial, not its candidate (never copied to a duplicate)
+_RUN_ATTRS = {ATTR_WORKER, ATTR_RETRY_OF, ATTR_BASELINE, ATTR_DUPLICATE, ATTR_INTERRUPTED, "trial_seconds"}
 
 
 class TrialScheduler(Protocol):
@@ -198,12 +201,18 @@ def _short(knobs: Knobs) -> str:
 
 
 def front_numbers(study: "optuna.Study") -> list[int]:
-    """Trial numbers on the feasible Pareto front of the study's complete trials."""
+    """Trial numbers on the feasible Pareto front of the study's complete trials.
+
+    A duplicate (same knobs as an earlier trial, result reused) is represented by its original.
+    """
     from optuna.trial import TrialState
 
     from edgetune.report._pareto import pareto_front
 
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
+    done = [
+        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.values and ATTR_DUPLICATE not in t.user_attrs
+    ]
     if not done:
         return []
     feasible = [all(v <= 0 for v in t.constraints.values()) for t in done]
@@ -247,6 +256,9 @@ def run_trial(study: "optuna.Study", trial: "optuna.trial.Trial", ctx: _Context)
     except ConfigError as exc:
         return f"#{trial.number} FAIL {_fail(study, trial, exc)}"
     trial.set_user_attr("knobs", knobs.to_dict())
+    original = find_duplicate(study, knobs)
+    if original is not None:
+        return _reuse(study, trial, original, knobs, ctx)
     ctx.progress.started(trial.number, _short(knobs))
     out_dir = ctx.paths.trial_dir(trial.number)
     if out_dir.exists():  # leftovers of an earlier attempt under this number
@@ -298,6 +310,34 @@ def run_trial(study: "optuna.Study", trial: "optuna.trial.Trial", ctx: _Context)
     study.tell(trial, values)
     shown = ", ".join(f"{n}={v:.4g}" for n, v in zip(cfg.objectives, values))
     return f"#{trial.number} ok   {_short(knobs)} -> {shown}{'' if feasible else ' (over budget)'} [{seconds:.0f}s]"
+
+
+def find_duplicate(study: "optuna.Study", knobs: Knobs) -> "optuna.trial.FrozenTrial | None":
+    """A COMPLETE trial that already evaluated exactly these knobs (not itself a duplicate)."""
+    from optuna.trial import TrialState
+
+    want = knobs.to_dict()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if t.user_attrs.get("knobs") == want and ATTR_DUPLICATE not in t.user_attrs:
+            return t
+    return None
+
+
+def _reuse(study: "optuna.Study", trial: "optuna.trial.Trial", original: Any, knobs: Knobs, ctx: _Context) -> str:
+    """Finish ``trial`` with the result of an identical finished one instead of training again.
+
+    Samplers (NSGA-II on a discrete space especially) propose the same candidate more than once;
+    a trial is never redone: the duplicate records the original's result and artifact.
+    """
+    for key, value in original.user_attrs.items():
+        if key not in _RUN_ATTRS:
+            trial.set_user_attr(key, value)
+    trial.set_user_attr(ATTR_DUPLICATE, original.number)
+    for name, value in original.constraints.items():
+        trial.set_constraint(name, value)
+    study.tell(trial, list(original.values))
+    shown = ", ".join(f"{n}={v:.4g}" for n, v in zip(ctx.config.objectives, original.values))
+    return f"#{trial.number} same {_short(knobs)} as #{original.number} -> {shown} (result reused)"
 
 
 def _record(trial: "optuna.trial.Trial", result: dict, ctx: _Context, out_dir: Path) -> tuple[list[float], bool]:
