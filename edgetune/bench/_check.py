@@ -228,9 +228,22 @@ def check_regression(results: Results, baseline: Results, budget: dict[str, Any]
     return out
 
 
+@dataclass
+class CheckReport:
+    """What ``edgetune check`` found: one outcome per check, warnings, and the results' target."""
+
+    outcomes: list[Outcome]
+    warnings: list[str]
+    target: str | None
+
+    @property
+    def failed(self) -> int:
+        return sum(o.status == "fail" for o in self.outcomes)
+
+
 def run_check(results_path: str, budgets_path: str | None = None, baseline_path: str | None = None,
-              aa_paths: tuple[str, str] | None = None) -> tuple[list[Outcome], list[str]]:
-    """Every check for one results file; returns (outcomes, warnings). Raises EdgetuneError on bad input."""
+              aa_paths: tuple[str, str] | None = None) -> CheckReport:
+    """Every check for one results file. Raises EdgetuneError (exit 2) on bad input."""
     if budgets_path is None and baseline_path is None:
         raise ConfigError("nothing to check: pass --budgets FILE and/or --baseline FILE")
     results = load_results(results_path)
@@ -252,7 +265,7 @@ def run_check(results_path: str, budgets_path: str | None = None, baseline_path:
             if cpu_a and cpu_b and cpu_a != cpu_b:
                 warnings.append(f"{other.path} ran on CPU {cpu_a!r}, the results on {cpu_b!r}")
         outcomes += check_regression(results, baseline, budget, aa)
-    return outcomes, warnings
+    return CheckReport(outcomes, warnings, results.target)
 
 
 # ----------------------------------------------------------------------------- JUnit

@@ -30,19 +30,17 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from edgetune.bench._check import run_check, write_junit
 
-    outcomes, warnings = run_check(args.results, args.budgets, args.baseline, tuple(args.aa) if args.aa else None)
-    for w in warnings:
+    report = run_check(args.results, args.budgets, args.baseline, tuple(args.aa) if args.aa else None)
+    for w in report.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    width = max((len(o.name) for o in outcomes), default=10)
-    for o in outcomes:
+    width = max((len(o.name) for o in report.outcomes), default=10)
+    for o in report.outcomes:
         print(f"{o.status.upper():<5} {o.name:<{width}}  {o.message}")
-    failed = sum(o.status == "fail" for o in outcomes)
-    print(f"{len(outcomes)} checks: {len(outcomes) - failed} passed or skipped, {failed} failed")
+    n = len(report.outcomes)
+    print(f"{n} checks: {n - report.failed} passed or skipped, {report.failed} failed")
     if args.junit:
-        from edgetune.bench._check import load_results
-
-        target = load_results(args.results).target or "unknown-target"
-        write_junit(args.junit, outcomes, classname=f"edgetune.check.{target}", properties={"results": args.results, "budgets": args.budgets,
-                                                      "baseline": args.baseline})
+        write_junit(args.junit, report.outcomes, classname=f"edgetune.check.{report.target or 'unknown'}",
+                    properties={"results": args.results, "budgets": args.budgets, "baseline": args.baseline,
+                                "target": report.target})
         print(f"wrote {args.junit}")
-    return 1 if failed else 0
+    return 1 if report.failed else 0
