@@ -100,3 +100,18 @@ def test_adb_found_on_path(device, tmp_path, monkeypatch):
     assert t.adb == str(STANDIN_ADB)
     model = make_streaming_model(tmp_path / "m.onnx", width=32)
     assert len(bench_model(model, _target(device), runs=3, warmup=0)["samples_ms"]) == 3
+
+
+def test_bench_models_interleaves_rounds(device, tmp_path):
+    from edgetune.bench import bench_models
+
+    a = make_streaming_model(tmp_path / "a.onnx", width=32)
+    b = make_streaming_model(tmp_path / "b.onnx", width=48)
+    ra, rb = bench_models([a, b], _target(device), rounds=3, runs=4, warmup=1)
+    assert (ra["model"], rb["model"]) == ("a.onnx", "b.onnx")
+    assert len(ra["samples_ms"]) == 12 and ra["runs"] == 12 and len(ra["round_p50_ms"]) == 3
+    assert ra["size_bytes"] < rb["size_bytes"]
+    order = [c[3].split(" && ")[0].rsplit("/", 1)[-1] for c in _calls(device)
+             if c[2] == "shell" and "edgetune_runner.py" in c[3]]
+    assert order == ["m0", "m1", "m0", "m1", "m0", "m1"]
+    assert list(device["tmp"].iterdir()) == []

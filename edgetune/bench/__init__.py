@@ -5,8 +5,8 @@ Transports (where it runs: ``local``, ``ssh://``, ``adb://``) are kept apart fro
 no onnxruntime, onnx or numpy import happens until a benchmark runs.
 """
 
-from edgetune.bench._harness import bench_model, read_model_metadata
+from edgetune.bench._harness import bench_model, bench_models, read_model_metadata
 from edgetune.bench._transport import (AdbTransport, LocalTransport, SshTransport, Transport, parse_target)
 
-__all__ = ["bench_model", "read_model_metadata", "parse_target", "Transport", "LocalTransport",
+__all__ = ["bench_model", "bench_models", "read_model_metadata", "parse_target", "Transport", "LocalTransport",
            "SshTransport", "AdbTransport"]

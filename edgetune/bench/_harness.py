@@ -37,7 +37,7 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 def bench_model(model_path: str | os.PathLike, target: str = "local", *, threads: int = 1, runs: int = 200,
                 warmup: int = 20, cores: str | None = None, timeout_s: float = 600,
                 runner: str = "python", features: str | None = None, seed: int = 0,
-                perf_test: str | None = None) -> dict[str, Any]:
+                perf_test: str | None = None, rounds: int = 1) -> dict[str, Any]:
     """Time an edgetune streaming ONNX model on ``target``; return a JSON-serialisable result.
 
     Keys: ``latency_ms`` {p50, p90, p99, mean, std, min, max} of one chunk step, ``samples_ms``,
@@ -49,33 +49,101 @@ def bench_model(model_path: str | os.PathLike, target: str = "local", *, threads
     numpy, ...} (None where unreadable).
 
     ``cores`` pins the runner (``"0,2-3"``: ``os.sched_setaffinity`` in the Python runner,
-    ``taskset -c`` for ``perf_test``). ``timeout_s`` bounds the timed command; setup steps
-    (mktemp, push, cleanup) have their own 60 s bound. Raises ArtifactError for a missing or
-    non-edgetune model, ConfigError for bad settings, TargetError for transport/runner failures.
+    ``taskset -c`` for ``perf_test``). ``rounds`` > 1 starts the runner that many times (fresh
+    process and session each time, ``runs`` samples each) and pools the samples, so the result
+    covers between-process variation too. ``timeout_s`` bounds each runner invocation; setup
+    steps (mktemp, push, cleanup) have their own 60 s bound. Raises ArtifactError for a missing
+    or non-edgetune model, ConfigError for bad settings, TargetError for transport/runner failures.
     """
-    path = Path(model_path)
-    meta, external = read_model_metadata(path)
+    return bench_models([model_path], target, threads=threads, runs=runs, warmup=warmup, cores=cores,
+                        timeout_s=timeout_s, runner=runner, features=features, seed=seed, perf_test=perf_test,
+                        rounds=rounds)[0]
+
+
+def bench_models(model_paths: list[str | os.PathLike], target: str = "local", *, rounds: int = 3,
+                 **settings: Any) -> list[dict[str, Any]]:
+    """Bench several models **interleaved** on one target: ``rounds`` times, each model in turn.
+
+    This is how to compare a candidate with its baseline on a noisy device: slow drift
+    (thermal state, frequency, other tenants) hits both alike instead of whichever ran last.
+    Returns one :func:`bench_model`-style result per model, in order, with pooled samples and
+    the per-round p50s in ``round_p50_ms``. ``settings`` are bench_model's keyword arguments.
+    """
+    threads, runs, warmup = settings.get("threads", 1), settings.get("runs", 200), settings.get("warmup", 20)
+    cores, timeout_s, runner = settings.get("cores"), settings.get("timeout_s", 600), settings.get("runner", "python")
+    unknown = set(settings) - {"threads", "runs", "warmup", "cores", "timeout_s", "runner", "features", "seed",
+                               "perf_test"}
+    if unknown:
+        raise ConfigError(f"unknown bench setting(s) {sorted(unknown)}")
+    if not model_paths:
+        raise ConfigError("bench_models needs at least one model path")
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ConfigError(f"rounds must be an integer >= 1, but got {rounds!r}")
     _check_settings(threads=threads, runs=runs, warmup=warmup, timeout_s=timeout_s, runner=runner, cores=cores)
+    models = []
+    for model_path in model_paths:
+        path = Path(model_path)
+        meta, external = read_model_metadata(path)
+        models.append((path, external, {
+            "model": path.name, "model_path": str(path.resolve()), "size_bytes": file_size(path, external),
+            "gzip_bytes": gzip_size(path, external), "algorithmic_latency_ms": algorithmic_latency_ms(meta),
+            "chunk_ms": float(meta.get("chunk_ms") or 0.0), "knobs": meta.get("knobs")}))
     transport = parse_target(target)
-    host_side = {
-        "model": path.name, "model_path": str(path.resolve()), "size_bytes": file_size(path, external),
-        "gzip_bytes": gzip_size(path, external), "algorithmic_latency_ms": algorithmic_latency_ms(meta),
-        "chunk_ms": float(meta.get("chunk_ms") or 0.0), "knobs": meta.get("knobs"),
-    }
+    per_model: list[list[dict[str, Any]]] = [[] for _ in models]
     with transport.session() as remote_dir:
-        transport.push(str(path), f"{remote_dir}/{REMOTE_MODEL}")
-        for name in external:
-            transport.push(str(path.parent / name), f"{remote_dir}/{name}")
         if runner == "python":
-            device = _run_python_runner(transport, remote_dir, threads=threads, runs=runs, warmup=warmup,
-                                        cores=cores, timeout_s=timeout_s, features=features, seed=seed)
-        else:
-            device = _run_perf_test(transport, remote_dir, perf_test=perf_test, threads=threads, runs=runs,
-                                    cores=cores, timeout_s=timeout_s, chunk_ms=host_side["chunk_ms"])
-    result = {**device, **host_side}
-    result.update(target=target, runner=runner, threads=threads, runs=runs, warmup=warmup, cores=cores,
-                  created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-    return result
+            transport.push(str(RUNNER_PATH), f"{remote_dir}/{REMOTE_RUNNER}")
+            if settings.get("features"):
+                transport.push(settings["features"], f"{remote_dir}/features.npy")
+        dirs = []
+        for i, (path, external, _) in enumerate(models):
+            sub = f"{remote_dir}/m{i}"
+            res = transport.run(["mkdir", sub], SETUP_TIMEOUT_S, what="make a model directory")
+            if res.returncode != 0:
+                raise TargetError(f"{transport.target}: could not make {sub}: {res.stderr.strip()}")
+            transport.push(str(path), f"{sub}/{REMOTE_MODEL}")
+            for name in external:
+                transport.push(str(path.parent / name), f"{sub}/{name}")
+            dirs.append(sub)
+        for _ in range(rounds):
+            for i, (_, _, host_side) in enumerate(models):
+                if runner == "python":
+                    device = _run_python_runner(transport, dirs[i], threads=threads, runs=runs, warmup=warmup,
+                                                cores=cores, timeout_s=timeout_s,
+                                                features=bool(settings.get("features")), seed=settings.get("seed", 0))
+                else:
+                    device = _run_perf_test(transport, dirs[i], perf_test=settings.get("perf_test"), threads=threads,
+                                            runs=runs, cores=cores, timeout_s=timeout_s,
+                                            chunk_ms=host_side["chunk_ms"])
+                per_model[i].append(device)
+    created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    results = []
+    for (_, _, host_side), devices in zip(models, per_model):
+        result = {**_pool_rounds(devices, host_side["chunk_ms"]), **host_side}
+        result.update(target=target, runner=runner, threads=threads, runs=runs * rounds, runs_per_round=runs,
+                      rounds=rounds, warmup=warmup, cores=cores, created=created)
+        results.append(result)
+    return results
+
+
+def _pool_rounds(devices: list[dict[str, Any]], chunk_ms: float) -> dict[str, Any]:
+    """One device result from several rounds: samples concatenated, summary recomputed, peaks maxed."""
+    first = dict(devices[0])
+    if len(devices) == 1:
+        first["round_p50_ms"] = [first["latency_ms"]["p50"]]
+        return first
+    from edgetune.bench._perf_test import summarize_samples
+
+    samples = [s for d in devices for s in d["samples_ms"]]
+    latency = summarize_samples(samples)
+    peaks = [d.get("peak_rss_bytes") for d in devices if d.get("peak_rss_bytes") is not None]
+    first.update(samples_ms=samples, latency_ms=latency, rtf=latency["mean"] / chunk_ms if chunk_ms else None,
+                 peak_rss_bytes=max(peaks) if peaks else None,
+                 round_p50_ms=[d["latency_ms"]["p50"] for d in devices],
+                 warnings=sorted({w for d in devices for w in d.get("warnings", [])}))
+    if first.get("load_ms") is not None:
+        first["load_ms"] = sum(d["load_ms"] for d in devices) / len(devices)
+    return first
 
 
 # ----------------------------------------------------------------------------- model facts (host side)
@@ -168,19 +236,18 @@ def _check_settings(*, threads: int, runs: int, warmup: int, timeout_s: float, r
 # ----------------------------------------------------------------------------- python runner
 
 
-def _run_python_runner(transport: Transport, remote_dir: str, *, threads: int, runs: int, warmup: int,
-                       cores: str | None, timeout_s: float, features: str | None, seed: int) -> dict[str, Any]:
-    transport.push(str(RUNNER_PATH), f"{remote_dir}/{REMOTE_RUNNER}")
-    argv = [transport.python, REMOTE_RUNNER, "--model", REMOTE_MODEL, "--threads", str(threads),
+def _run_python_runner(transport: Transport, model_dir: str, *, threads: int, runs: int, warmup: int,
+                       cores: str | None, timeout_s: float, features: bool, seed: int) -> dict[str, Any]:
+    """Run the pushed runner (in the parent of ``model_dir``) on ``model_dir/model.onnx``."""
+    argv = [transport.python, f"../{REMOTE_RUNNER}", "--model", REMOTE_MODEL, "--threads", str(threads),
             "--runs", str(runs), "--warmup", str(warmup), "--seed", str(seed),
             # the runner stops itself a little before the host gives up, so nothing lingers on the device
             "--max-seconds", f"{max(1.0, timeout_s - 2.0):g}"]
     if cores:
         argv += ["--cores", cores]
     if features:
-        transport.push(features, f"{remote_dir}/features.npy")
-        argv += ["--features", "features.npy"]
-    res = transport.run(argv, timeout_s, cwd=remote_dir, what="run the latency runner")
+        argv += ["--features", "../features.npy"]
+    res = transport.run(argv, timeout_s, cwd=model_dir, what="run the latency runner")
     events = parse_events(res.stdout)
     final = events[-1] if events else None
     if final is None or final.get("type") != "result" or res.returncode != 0:
@@ -193,6 +260,8 @@ def _run_python_runner(transport: Transport, remote_dir: str, *, threads: int, r
                           f"(set python=... in the target or $EDGETUNE_REMOTE_PYTHON)")
     final = dict(final)
     final.pop("type")
+    for key in ("runs", "warmup", "threads", "cores"):  # the harness reports these itself
+        final.pop(key, None)
     return final
 
 

@@ -40,11 +40,7 @@ def parse_perf_test(stdout: str, result_file: str) -> dict[str, Any]:
         raise TargetError("onnxruntime_perf_test produced no per-run samples in its result file "
                           f"({len(samples)} found; stdout stats: {stats or 'none'}); check its version supports "
                           f"'-m times' with a result file")
-    from statistics import fmean, stdev
-
-    ordered = sorted(samples)
-    latency = {"p50": _percentile(ordered, 50), "p90": _percentile(ordered, 90), "p99": _percentile(ordered, 99),
-               "mean": fmean(samples), "std": stdev(samples), "min": ordered[0], "max": ordered[-1]}
+    latency = summarize_samples(samples)
     peak = _PEAK.search(stdout)
     printed = {k.lower(): float(v) * 1000.0 for k, v in _STAT.findall(stdout)}
     avg = _AVG.search(stdout)
@@ -52,6 +48,16 @@ def parse_perf_test(stdout: str, result_file: str) -> dict[str, Any]:
         printed["mean"] = float(avg.group(1))
     return {"latency_ms": latency, "samples_ms": samples, "peak_rss_bytes": int(peak.group(1)) if peak else None,
             "perf_test_printed_ms": printed}
+
+
+def summarize_samples(samples: list[float]) -> dict[str, float]:
+    """p50/p90/p99, mean, std (n-1), min, max: the same summary as runner.summarize, without numpy."""
+    from statistics import fmean, stdev
+
+    ordered = sorted(samples)
+    return {"p50": _percentile(ordered, 50), "p90": _percentile(ordered, 90), "p99": _percentile(ordered, 99),
+            "mean": fmean(samples), "std": stdev(samples) if len(samples) > 1 else 0.0, "min": ordered[0],
+            "max": ordered[-1]}
 
 
 def _percentile(ordered: list[float], q: float) -> float:

@@ -31,20 +31,31 @@ def register(subparsers) -> None:
                    help="onnxruntime_perf_test path on the device (default $EDGETUNE_PERF_TEST or PATH)")
     p.add_argument("--features", default=None, help="a [T, n_mels] .npy of real features (default: random)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds before the timed run is stopped")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="start the runner this many times and pool the samples (default 1)")
+    p.add_argument("--baseline-model", default=None, metavar="BASE.onnx",
+                   help="also bench this model, alternating with MODEL round by round (same job, same drift)")
+    p.add_argument("--baseline-json", default=None, metavar="BASE.json",
+                   help="where to write the baseline model's result (needs --baseline-model)")
     p.add_argument("--json", dest="json_out", default=None, metavar="OUT.json", help="write the full result here")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgetune.bench import bench_model
+    from edgetune.bench import bench_models
+    from edgetune.errors import ConfigError
 
-    result = bench_model(args.model, args.target, threads=args.threads, runs=args.runs, warmup=args.warmup,
-                         cores=args.cores, timeout_s=args.timeout, runner=args.runner, features=args.features,
-                         perf_test=args.perf_test)
-    print(format_table(result))
-    if args.json_out:
-        write_json_atomic(args.json_out, result)
-        print(f"wrote {args.json_out}")
+    if bool(args.baseline_model) != bool(args.baseline_json):
+        raise ConfigError("--baseline-model and --baseline-json go together: the baseline's result needs a file")
+    models = [args.model] + ([args.baseline_model] if args.baseline_model else [])
+    results = bench_models(models, args.target, rounds=args.rounds, threads=args.threads, runs=args.runs,
+                           warmup=args.warmup, cores=args.cores, timeout_s=args.timeout, runner=args.runner,
+                           features=args.features, perf_test=args.perf_test)
+    for result, out in zip(results, [args.json_out, args.baseline_json]):
+        print(format_table(result))
+        if out:
+            write_json_atomic(out, result)
+            print(f"wrote {out}")
     return 0
 
 
@@ -55,8 +66,8 @@ def format_table(r: dict) -> str:
         ("model", f"{r['model']} ({r['size_bytes']:,} B, gzip {r['gzip_bytes']:,} B)"),
         ("target", f"{r['target']} [{r['runner']}] {fp.get('cpu_model') or '?'}, {fp.get('cores') or '?'} cores, "
                    f"governor {fp.get('governor') or '?'}, {fp.get('temperature_c') or '?'} °C"),
-        ("settings", f"threads {r['threads']}, cores {r['cores'] or 'any'}, {r['runs']} runs after "
-                     f"{r['warmup']} warmup"),
+        ("settings", f"threads {r['threads']}, cores {r['cores'] or 'any'}, {r['runs']} runs "
+                     f"({r.get('rounds', 1)} round(s), {r['warmup']} warmup each)"),
         ("latency/chunk", f"p50 {lat['p50']:.3f}  p90 {lat['p90']:.3f}  p99 {lat['p99']:.3f}  "
                           f"mean {lat['mean']:.3f} ± {lat['std']:.3f} ms"),
         ("rtf", "n/a" if r.get("rtf") is None else f"{r['rtf']:.4f} (chunk {r['chunk_ms']:g} ms)"),
