@@ -30,7 +30,7 @@ from typing import Any, Mapping
 from edgetune.errors import ConfigError
 from edgetune.knobs import TrainSettings
 from edgetune.search._metrics import METRICS, Budget, check_objectives
-from edgetune.search._space import KeyConfigError, SearchSpace
+from edgetune.search._space import KeyConfigError, SearchSpace, _as_number
 
 CONFIG_VERSION = 1
 #: Keys that may change when a study is resumed (everything else must match the saved config).
@@ -120,9 +120,10 @@ class ReportConfig:
             raise KeyConfigError("report.reference_point", f"must map objective -> number, got {self.reference_point!r}")
         clean = {}
         for k, v in self.reference_point.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            v = float(_as_number(f"report.reference_point.{k}", v))  # YAML reads 5.0e6 as a string
+            if not math.isfinite(v):
                 raise KeyConfigError(f"report.reference_point.{k}", f"must be a finite number, got {v!r}")
-            clean[str(k)] = float(v)
+            clean[str(k)] = v
         object.__setattr__(self, "reference_point", clean)
 
 

@@ -61,8 +61,47 @@ def mask_url(url: str) -> str:
     return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url)
 
 
+def sqlalchemy_url(url: str) -> str:
+    """Pick the installed PostgreSQL driver for a bare ``postgresql://`` URL.
+
+    SQLAlchemy 2.1 maps ``postgresql://`` to psycopg 3; edgetune's ``postgres`` extra installs
+    psycopg2. An explicit ``postgresql+driver://`` is left alone.
+    """
+    import importlib.util
+
+    for bare in ("postgresql://", "postgres://"):
+        if url.startswith(bare):
+            if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+                return "postgresql+psycopg2://" + url[len(bare):]
+            return "postgresql://" + url[len(bare):]
+    return url
+
+
 def storage_description(config: StudyConfig, paths: StudyPaths) -> str:
     return mask_url(config.storage) if config.storage else f"journal file {paths.journal}"
+
+
+def _rdb_storage(url: str, attempts: int = 6) -> "optuna.storages.RDBStorage":
+    """An RDB storage with a heartbeat. Workers starting together on a fresh database race to
+    create its tables (one gets an IntegrityError); the losers retry after a short pause."""
+    import random
+    import time
+    import warnings
+
+    import optuna
+
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():  # heartbeat_interval is "experimental" since optuna 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    sqlalchemy_url(url), heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=HEARTBEAT_GRACE_S
+                )
+        except Exception as exc:
+            if attempt == attempts - 1 or type(exc).__name__ not in ("IntegrityError", "ProgrammingError"):
+                raise
+            time.sleep(0.2 + random.random() * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def open_storage(config: StudyConfig, paths: StudyPaths) -> "optuna.storages.BaseStorage":
@@ -73,6 +112,7 @@ def open_storage(config: StudyConfig, paths: StudyPaths) -> "optuna.storages.Bas
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         paths.root.mkdir(parents=True, exist_ok=True)
+        repair_journal(paths.journal)
         return JournalStorage(JournalFileBackend(str(paths.journal)))
     url = config.storage
     try:
@@ -80,15 +120,46 @@ def open_storage(config: StudyConfig, paths: StudyPaths) -> "optuna.storages.Bas
             from optuna.storages.journal import JournalFileBackend, JournalStorage
 
             return JournalStorage(JournalFileBackend(url.split(":", 1)[1]))
-        return optuna.storages.RDBStorage(
-            url, heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=HEARTBEAT_GRACE_S
-        )
+        return _rdb_storage(url)
     except Exception as exc:  # sqlalchemy/driver errors carry no common base
         raise StudyError(
             f"cannot open study storage {mask_url(url)}: {type(exc).__name__}: {exc}. "
             "Fix: check the URL, that the database server is reachable, and that its driver "
             "is installed (pip install 'edgetune[postgres]' for postgresql://)"
         ) from None
+
+
+def repair_journal(path: Path) -> int:
+    """Drop a half-written last line (a process killed mid-append); return bytes removed.
+
+    Optuna's journal reader skips an unterminated last line, but the next append would land
+    after it and make every later line unreadable. Done under the journal's own lock.
+    """
+    if not path.exists() or path.stat().st_size == 0:
+        return 0
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    lock = JournalFileSymlinkLock(str(path))
+    lock.acquire()
+    try:
+        with open(path, "rb+") as f:
+            size = f.seek(0, 2)
+            f.seek(max(0, size - 1))
+            if f.read(1) == b"\n":
+                return 0
+            keep, end = 0, size
+            while end > 0:  # search backwards for the last complete line
+                start = max(0, end - (1 << 16))
+                f.seek(start)
+                block = f.read(end - start)
+                if b"\n" in block:
+                    keep = start + block.rfind(b"\n") + 1
+                    break
+                end = start
+            f.truncate(keep)
+            return size - keep
+    finally:
+        lock.release()
 
 
 def check_study_dir(config: StudyConfig, paths: StudyPaths) -> StudyConfig | None:
@@ -127,27 +198,28 @@ def open_study(config: StudyConfig, paths: StudyPaths, *, create: bool = True) -
         check_study_dir(config, paths)
     storage = open_storage(config, paths)
     try:
-        study = optuna.load_study(study_name=config.study_name, storage=storage)
+        if create:  # load_if_exists: several workers may start the same study at once
+            study = optuna.create_study(
+                study_name=config.study_name, storage=storage, directions=config.directions, load_if_exists=True
+            )
+            if CONFIG_ATTR not in study.user_attrs:
+                study.set_user_attr(CONFIG_ATTR, config.to_dict())
+        else:
+            study = optuna.load_study(study_name=config.study_name, storage=storage)
     except KeyError:
-        if not create:
-            raise StudyError(
-                f"no study named {config.study_name!r} in {storage_description(config, paths)}. "
-                "Fix: check --study-dir / --storage, or run `edgetune search` first"
-            ) from None
-        study = optuna.create_study(
-            study_name=config.study_name, storage=storage, directions=config.directions
-        )
-        study.set_user_attr(CONFIG_ATTR, config.to_dict())
-    except StudyError:
-        raise
+        raise StudyError(
+            f"no study named {config.study_name!r} in {storage_description(config, paths)}. "
+            "Fix: check --study-dir / --storage, or run `edgetune search` first"
+        ) from None
     except Exception as exc:
         raise StudyError(
-            f"cannot load study {config.study_name!r} from {storage_description(config, paths)}: "
+            f"cannot open study {config.study_name!r} in {storage_description(config, paths)}: "
             f"{type(exc).__name__}: {exc}"
         ) from None
     stored = study.user_attrs.get(CONFIG_ATTR)
-    if stored is not None:
-        _refuse_if_different(StudyConfig.from_dict(stored), config, f"storage {storage_description(config, paths)}")
+    if stored is not None:  # the storage URL itself may differ (same database, another name for it)
+        saved = StudyConfig.from_dict(stored).replace(storage=config.storage)
+        _refuse_if_different(saved, config, f"storage {storage_description(config, paths)}")
     if len(study.directions) != len(config.objectives):
         raise StudyError(
             f"study {config.study_name!r} has {len(study.directions)} objectives but the config has "
@@ -195,4 +267,5 @@ __all__ = [
     "mask_url",
     "open_storage",
     "open_study",
+    "repair_journal",
 ]

@@ -26,6 +26,7 @@ import shutil
 import socket
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -168,7 +169,9 @@ def make_sampler(config: StudyConfig, n_existing: int) -> "optuna.samplers.BaseS
     if s.name is SamplerName.NSGA2:
         return optuna.samplers.NSGAIISampler(population_size=s.population_size, seed=seed)
     if s.name is SamplerName.NSGA3:
-        return optuna.samplers.NSGAIIISampler(population_size=s.population_size, seed=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.NSGAIIISampler(population_size=s.population_size, seed=seed)
     if s.name is SamplerName.TPE:
         return optuna.samplers.TPESampler(n_startup_trials=s.n_startup_trials, seed=seed)
     if s.name is SamplerName.GP:
@@ -382,6 +385,41 @@ def _record(trial: "optuna.trial.Trial", result: dict, ctx: _Context, out_dir: P
 # ---- the loop ------------------------------------------------------------------------
 
 
+class Heartbeat:
+    """While a trial runs, record its heartbeat in a storage that supports one (RDB), so a
+    worker that dies on another machine is noticed (``fail_stale_trials``) and its trial retried."""
+
+    def __init__(self, study: "optuna.Study", trial: "optuna.trial.Trial") -> None:
+        import threading
+
+        storage = study._storage
+        self._interval = getattr(storage, "heartbeat_interval", None)
+        self._beat = getattr(storage, "record_heartbeat", None)
+        self._trial_id = trial._trial_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True) if self._interval and self._beat else None
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self._beat(self._trial_id)
+            except Exception:  # a missed beat is retried; the trial itself goes on
+                pass
+            if self._stop.wait(self._interval):
+                return
+
+    def __enter__(self) -> "Heartbeat":
+        if self._thread is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+
+
+
 def run_study(
     config: StudyConfig,
     study_dir: str | Path,
@@ -420,9 +458,12 @@ def run_study(
             running = sum(_state(t) == "RUNNING" for t in trials)
             if finished + running >= config.n_trials:
                 break
-            trial = study.ask()
+            with warnings.catch_warnings():  # "heartbeat is supposed to be used with optimize": we beat below
+                warnings.simplefilter("ignore", UserWarning)
+                trial = study.ask()
             new.append(trial.number)
-            line = run_trial(study, trial, ctx)
+            with Heartbeat(study, trial):
+                line = run_trial(study, trial, ctx)
             trials = study.get_trials(deepcopy=False)
             bar.finished(
                 line,

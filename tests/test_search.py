@@ -1,0 +1,328 @@
+"""The study loop, end to end with the simulated runner: recording, failures, budgets, resume
+(including a search process killed with SIGKILL mid-trial), duplicates and samplers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edgetune.errors import ParityError, StudyError, TrainingError
+from edgetune.search import (
+    SimulatedRunner,
+    StudyPaths,
+    config_from_yaml,
+    config_to_yaml,
+    is_finished,
+    is_interrupted,
+    open_study,
+    run_study,
+)
+from edgetune.search._files import sha256_file
+from edgetune.search._storage import repair_journal
+
+REPO = Path(__file__).resolve().parents[1]
+
+BASE = """
+study_name: t
+n_trials: {n}
+seed: 1
+space:
+  bits: [4, 8, 32]
+  sparsity: {{low: 0.0, high: 0.8, step: 0.1}}
+  depth_multiplier: {{low: 0.25, high: 1.0}}
+  chunk_ms: [160, 320, 640]
+objectives: [wer, latency_ms, size_bytes]
+budgets: ["latency_ms <= 500"]
+train: {{epochs: 2}}
+sampler: {{name: nsga2, population_size: 4}}
+"""
+
+
+def cfg(n: int = 10, extra: str = ""):
+    return config_from_yaml(BASE.format(n=n) + extra)
+
+
+def parity_on_4bit_sparse(k):
+    return ParityError("max |logit diff| 9.1 > tolerance 1.0") if k.bits == 4 and k.sparsity >= 0.5 else None
+
+
+def load(config, study_dir: Path):
+    return open_study(config, StudyPaths(study_dir), create=False)
+
+
+def test_study_records_results_failures_and_budgets(tmp_path: Path) -> None:
+    config = cfg(14)
+    runner = SimulatedRunner(fail_when=parity_on_4bit_sparse)
+    summary = run_study(config, tmp_path, runner=runner, progress=False)
+    study = load(config, tmp_path)
+    trials = study.get_trials()
+    assert summary.finished == 14 == sum(is_finished(t) for t in trials)
+    # the baseline goes first: the least compressed point of the space
+    t0 = trials[0]
+    assert t0.params == {"bits": 32, "sparsity": 0.0, "depth_multiplier": 1.0, "chunk_ms": 320}
+    assert t0.user_attrs["baseline"] is True
+    assert (tmp_path / "study.yaml").read_text() == config_to_yaml(config)
+    n_complete = n_fail = 0
+    for t in trials:
+        knobs = t.user_attrs["knobs"]
+        if t.state.name == "FAIL":
+            n_fail += 1
+            assert knobs["bits"] == 4 and knobs["sparsity"] >= 0.5
+            assert t.user_attrs["fail_reason"].startswith("ParityError: max |logit diff|")
+            assert not is_interrupted(t)
+            continue
+        assert t.state.name == "COMPLETE"
+        n_complete += 1
+        if "duplicate_of" in t.user_attrs:
+            continue
+        ua = t.user_attrs
+        for key in ("wer", "worst_group_wer", "wer_per_group", "latency_ms", "rtf", "algorithmic_latency_ms",
+                    "size_bytes", "gzip_bytes", "peak_rss_bytes", "parity", "host", "train_seconds", "sha256"):
+            assert key in ua, key
+        art = tmp_path / ua["artifact"]
+        assert ua["artifact"] == f"trials/{t.number}/model.onnx"
+        assert sha256_file(art) == ua["sha256"]
+        assert art.stat().st_size == ua["size_bytes"]
+        assert json.loads((art.parent / "result.json").read_text())["wer"] == ua["wer"]
+        latency = ua["latency_ms"]["p90"] + ua["algorithmic_latency_ms"]
+        assert t.values == pytest.approx([ua["wer"], latency, ua["size_bytes"]])
+        assert (t.constraints["latency_ms_max"] <= 0) == (latency <= 500)
+        assert t.constraints["latency_ms_max"] == pytest.approx(latency / 500 - 1)
+    assert n_complete + n_fail == 14
+    assert set(summary.front) <= {t.number for t in trials if t.state.name == "COMPLETE"}
+
+
+def test_resume_adds_trials_without_redoing_any(tmp_path: Path) -> None:
+    config = cfg(9)
+    first = SimulatedRunner()
+    run_study(config, tmp_path, runner=first, progress=False, max_new_trials=4)
+    before = {t.number: (t.params, t.values) for t in load(config, tmp_path).get_trials()}
+    assert len(before) == 4
+    second = SimulatedRunner()
+    summary = run_study(config, tmp_path, runner=second, progress=False)
+    trials = load(config, tmp_path).get_trials()
+    assert summary.finished == 9 and len(trials) == 9  # no loss, no extra
+    for t in trials[:4]:
+        assert (t.params, t.values) == before[t.number]
+    new_runs = [t for t in trials[4:] if "duplicate_of" not in t.user_attrs]
+    assert len(second.calls) == len(new_runs)  # finished trials were not run again
+    # a third run with the same config does nothing
+    third = SimulatedRunner()
+    assert run_study(config, tmp_path, runner=third, progress=False).new_trials == []
+    assert third.calls == []
+
+
+def test_raising_n_trials_extends_and_incompatible_config_is_refused(tmp_path: Path) -> None:
+    run_study(cfg(3), tmp_path, runner=SimulatedRunner(), progress=False)
+    summary = run_study(cfg(5), tmp_path, runner=SimulatedRunner(), progress=False)
+    assert summary.finished == 5
+    changed = config_from_yaml(BASE.format(n=5).replace("high: 0.8", "high: 0.9"))
+    with pytest.raises(StudyError) as e:
+        run_study(changed, tmp_path, runner=SimulatedRunner(), progress=False)
+    assert "space.sparsity.high: 0.8 -> 0.9" in str(e.value)
+    with pytest.raises(StudyError, match="budgets"):
+        run_study(cfg(5, "").replace(budgets=()), tmp_path, runner=SimulatedRunner(), progress=False)
+    assert len(load(cfg(5), tmp_path).get_trials()) == 5  # refused runs touched nothing
+
+
+def test_ctrl_c_trial_is_retried_once(tmp_path: Path) -> None:
+    config = cfg(6)
+
+    class Interrupting(SimulatedRunner):
+        def __call__(self, knobs, out_dir, **kw):
+            if len(self.calls) == 2:
+                self.calls.append(knobs)
+                raise KeyboardInterrupt
+            return super().__call__(knobs, out_dir, **kw)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_study(config, tmp_path, runner=Interrupting(), progress=False)
+    stopped = load(config, tmp_path).get_trials()[-1]
+    assert stopped.state.name == "FAIL" and is_interrupted(stopped)
+    summary = run_study(config, tmp_path, runner=SimulatedRunner(), progress=False)
+    trials = load(config, tmp_path).get_trials()
+    retries = [t for t in trials if t.user_attrs.get("retry_of") == stopped.number]
+    assert len(retries) == 1 and retries[0].params == stopped.params and retries[0].state.name == "COMPLETE"
+    assert summary.finished == 6 and summary.interrupted == 1
+    run_study(config, tmp_path, runner=SimulatedRunner(), progress=False)  # not retried again
+    assert len(load(config, tmp_path).get_trials()) == len(trials)
+
+
+def test_oom_and_training_errors_fail_the_trial_only(tmp_path: Path) -> None:
+    config = cfg(6)
+    errors = iter([MemoryError("CUDA out of memory"), TrainingError("loss is NaN at epoch 2")])
+
+    def fail_twice(knobs):
+        return next(errors, None)
+
+    summary = run_study(config, tmp_path, runner=SimulatedRunner(fail_when=fail_twice), progress=False)
+    reasons = [t.user_attrs.get("fail_reason") for t in load(config, tmp_path).get_trials()]
+    assert reasons[0].startswith("MemoryError: CUDA out of memory")
+    assert reasons[1].startswith("TrainingError: loss is NaN")
+    assert summary.finished == 6 and summary.failed == 2
+
+
+def test_a_bug_stops_the_study_but_is_recorded(tmp_path: Path) -> None:
+    config = cfg(4)
+    with pytest.raises(ZeroDivisionError):
+        run_study(config, tmp_path, runner=SimulatedRunner(fail_when=lambda k: ZeroDivisionError("bug")),
+                  progress=False)
+    t = load(config, tmp_path).get_trials()[0]
+    assert t.state.name == "FAIL" and t.user_attrs["fail_reason"] == "ZeroDivisionError: bug"
+    assert "Traceback" in t.user_attrs["fail_traceback"]
+
+
+def test_same_knobs_are_never_trained_twice(tmp_path: Path) -> None:
+    config = config_from_yaml("study_name: d\nn_trials: 6\nspace: {bits: [8, 32]}\nobjectives: [wer, latency_ms]\n"
+                              "sampler: {name: random}\ntrain: {epochs: 1}\n")
+    runner = SimulatedRunner()
+    run_study(config, tmp_path, runner=runner, progress=False)
+    trials = load(config, tmp_path).get_trials()
+    assert len(runner.calls) == len({c.bits for c in runner.calls}) <= 2
+    dups = [t for t in trials if "duplicate_of" in t.user_attrs]
+    assert len(dups) == 6 - len(runner.calls)
+    for t in dups:
+        orig = trials[t.user_attrs["duplicate_of"]]
+        assert t.values == orig.values and t.params == orig.params
+        assert t.user_attrs["artifact"] == orig.user_attrs["artifact"]
+
+
+@pytest.mark.parametrize("name", ["nsga2", "nsga3", "tpe", "random", "grid", pytest.param("gp", marks=pytest.mark.slow)])
+def test_every_sampler_runs(tmp_path: Path, name: str) -> None:
+    extra = "sampler: {name: %s, population_size: 2, n_startup_trials: 2}\n" % name
+    text = BASE.format(n=5).replace("sampler: {name: nsga2, population_size: 4}\n", "")
+    text = text.replace("depth_multiplier: {low: 0.25, high: 1.0}", "depth_multiplier: {low: 0.25, high: 1.0, step: 0.25}")
+    config = config_from_yaml(text + extra)
+    summary = run_study(config, tmp_path, runner=SimulatedRunner(), progress=False)
+    assert summary.finished == 5 and summary.complete == 5
+
+
+def test_stale_running_trial_of_dead_process_is_failed_and_requeued(tmp_path: Path) -> None:
+    config = cfg(3)
+    run_study(config, tmp_path, runner=SimulatedRunner(), progress=False, max_new_trials=1)
+    study = load(config, tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    import socket
+
+    trial = study.ask()
+    params = {"bits": trial.suggest_categorical("bits", [4, 8, 32])}
+    trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": dead.pid, "started": 0.0})
+    summary = run_study(config, tmp_path, runner=SimulatedRunner(), progress=False)
+    trials = load(config, tmp_path).get_trials()
+    assert trials[trial.number].state.name == "FAIL" and is_interrupted(trials[trial.number])
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == trial.number]
+    assert len(retry) == 1 and retry[0].params["bits"] == params["bits"]
+    assert summary.finished == 3
+
+
+def test_half_written_journal_line_is_repaired(tmp_path: Path) -> None:
+    config = cfg(3)
+    run_study(config, tmp_path, runner=SimulatedRunner(), progress=False, max_new_trials=2)
+    journal = tmp_path / "journal.log"
+    good = journal.read_bytes()
+    journal.write_bytes(good + b'{"op_code": 5, "worker_id": "x", "trial_id": 1, "par')
+    assert repair_journal(journal) > 0
+    assert journal.read_bytes() == good
+    assert run_study(config, tmp_path, runner=SimulatedRunner(), progress=False).finished == 3
+
+
+KILL_SCRIPT = """
+import sys
+from edgetune.search import SimulatedRunner, load_config, run_study
+run_study(load_config(sys.argv[1]), sys.argv[2], runner=SimulatedRunner(epoch_delay_s=0.15), progress=False)
+"""
+
+
+def test_search_killed_with_sigkill_resumes_without_duplicates_or_losses(tmp_path: Path) -> None:
+    config = cfg(10)
+    cfg_file = tmp_path / "study.in.yaml"
+    cfg_file.write_text(config_to_yaml(config))
+    study_dir = tmp_path / "study"
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(cfg_file), str(study_dir)], env=env)
+    deadline = time.monotonic() + 120
+    killed_number = None
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+            if not (study_dir / "study.yaml").exists():
+                continue
+            trials = load(config, study_dir).get_trials()
+            running = [t for t in trials if t.state.name == "RUNNING" and "knobs" in t.user_attrs]
+            if sum(is_finished(t) for t in trials) >= 3 and running:
+                os.kill(proc.pid, signal.SIGKILL)
+                killed_number = running[0].number
+                break
+    finally:
+        if proc.poll() is None and killed_number is None:
+            proc.kill()
+        proc.wait()
+    assert killed_number is not None, "the search finished or stalled before it could be killed"
+    assert proc.returncode == -signal.SIGKILL
+    before = {t.number: t for t in load(config, study_dir).get_trials() if is_finished(t)}
+    assert load(config, study_dir).get_trials()[killed_number].state.name == "RUNNING"
+
+    summary = run_study(config, study_dir, runner=SimulatedRunner(), progress=False)
+    trials = load(config, study_dir).get_trials()
+    # nothing lost: every trial finished before the kill is unchanged
+    for n, t in before.items():
+        assert trials[n].state == t.state and trials[n].values == t.values and trials[n].params == t.params
+        assert trials[n].datetime_complete == t.datetime_complete
+    # the killed trial is marked interrupted and its configuration ran again exactly once
+    killed = trials[killed_number]
+    assert killed.state.name == "FAIL" and is_interrupted(killed)
+    retries = [t for t in trials if t.user_attrs.get("retry_of") == killed_number]
+    assert len(retries) == 1 and retries[0].params == killed.params and retries[0].state.name == "COMPLETE"
+    # no duplicates: exactly n_trials finished, numbers unique, nothing left running
+    assert summary.finished == 10 == sum(is_finished(t) for t in trials)
+    assert len({t.number for t in trials}) == len(trials)
+    assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+    for t in trials:
+        if t.state.name == "COMPLETE":
+            assert sha256_file(study_dir / t.user_attrs["artifact"]) == t.user_attrs["sha256"]
+
+
+def test_importing_search_and_report_is_light() -> None:
+    code = (
+        "import sys, edgetune.search, edgetune.report, edgetune.cli.search, edgetune.cli.report, "
+        "edgetune.cli.export\n"
+        "heavy = [m for m in ('optuna', 'torch', 'plotly', 'matplotlib', 'pandas', 'onnxruntime', 'moocore') "
+        "if m in sys.modules]\nprint(','.join(heavy))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == ""
+
+
+@pytest.mark.postgres
+def test_two_workers_share_one_postgres_study(tmp_path: Path) -> None:
+    url = os.environ.get("EDGETUNE_TEST_POSTGRES")
+    if not url:
+        if os.environ.get("EDGETUNE_REQUIRE_SERVICES"):
+            pytest.fail("EDGETUNE_TEST_POSTGRES is not set but services are required")
+        pytest.skip("set EDGETUNE_TEST_POSTGRES=postgresql://... to run")
+    name = f"t{os.getpid()}_{int(time.time())}"
+    config = cfg(8).replace(storage=url, study_name=name)
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text(config_to_yaml(config))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    workers = [
+        subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(cfg_file), str(tmp_path / f"w{i}")], env=env)
+        for i in range(2)
+    ]
+    for w in workers:
+        assert w.wait(timeout=300) == 0
+    study = load(config, tmp_path / "w0")
+    trials = study.get_trials()
+    finished = sum(is_finished(t) for t in trials)
+    assert 8 <= finished <= 9  # each worker stops once finished + running reaches n_trials
+    hosts = {t.user_attrs["worker"]["pid"] for t in trials}
+    assert len(hosts) == 2  # both workers contributed
