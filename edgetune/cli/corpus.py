@@ -19,7 +19,7 @@ def register(subparsers) -> None:
                     "train/dev/test JSONL manifests. Speaker-independent splits, deterministic for a seed, "
                     "cached: running it again loads the cache or finishes an interrupted build.")
     p.add_argument("--preset", default="smoke", choices=sorted(PRESETS),
-                   help="tiny: 72 utterances; smoke: 420 (~11 min); full: >= 50 h of training audio")
+                   help="tiny: 72 utterances; smoke: 420 (~14 min of audio); full: >= 50 h of training audio")
     p.add_argument("--seed", type=int, default=0, help="seed of texts, voices and splits (default 0)")
     p.add_argument("--out", type=Path, default=None,
                    help="corpus folder (default $EDGETUNE_CACHE/corpus/<preset>-seed<seed>, "

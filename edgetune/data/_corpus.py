@@ -4,7 +4,9 @@ What is in it
     Sentences from :mod:`edgetune.data._prompts` (timers, calls, texts to names, digit
     strings, times, ...) spoken by ``accent x variant`` eSpeak voices (8 English accents x
     ~100 voice-quality variants), each utterance with its own speaking rate (130-210 wpm),
-    pitch (25-75), pitch range (20-80) and peak level (0.3-0.95), as 16 kHz 16-bit WAV.
+    pitch (25-75), pitch range (20-80), peak level (0.3-0.95) and 50-300 ms of silence
+    before and after (as a phone hears it; it also gives the shortest words, "no", "yes",
+    enough frames for CTC at high subsampling), as 16 kHz 16-bit WAV.
 
 Speaker independence
     The "speaker" is the variant (formants, pitch, breathiness): each split gets its own
@@ -38,7 +40,9 @@ import shutil
 import subprocess
 import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +55,7 @@ from edgetune.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-CORPUS_VERSION = 1  # bump when the plan (texts, voices, jitter) or the audio processing changes
+CORPUS_VERSION = 2  # bump when the plan (texts, voices, jitter) or the audio processing changes
 SAMPLE_RATE = 16000
 MARKER = "corpus.json"
 _SPLIT_FRACTIONS = {"test": 0.15, "dev": 0.10}  # of the variants; the rest train
@@ -59,7 +63,7 @@ _SPLIT_FRACTIONS = {"test": 0.15, "dev": 0.10}  # of the variants; the rest trai
 
 @dataclass(frozen=True)
 class CorpusPreset:
-    """How many utterances each split gets. Hours follow from the mean duration (~1.6 s)."""
+    """How many utterances each split gets. Hours follow from the mean duration (~1.97 s)."""
 
     name: str
     train: int
@@ -76,11 +80,12 @@ class CorpusPreset:
             raise ConfigError(f"corpus preset {self.name!r}: shard_size must be >= 1, got {self.shard_size}")
 
 
-# full: train >= 50 h at the measured mean of 1.61 s per utterance (115k x 1.61 s = 51.4 h).
+# full: train >= 50 h. Mean utterance: 1.616 s of speech (measured on the first 3000 of full's
+# train, standard error 0.015 s) + 0.35 s of silence padding = 1.97 s; 95k x 1.97 s = 51.9 h.
 PRESETS: dict[str, CorpusPreset] = {
     "tiny": CorpusPreset("tiny", train=48, dev=12, test=12, shard_size=24),
     "smoke": CorpusPreset("smoke", train=320, dev=40, test=60),
-    "full": CorpusPreset("full", train=115_000, dev=1_500, test=1_500, shard_size=250),
+    "full": CorpusPreset("full", train=95_000, dev=1_500, test=1_500, shard_size=250),
 }
 
 
@@ -98,6 +103,8 @@ class _Job:
     pitch_range: int
     peak: float
     noise_seed: int  # eSpeak's breath/aspiration noise
+    lead_ms: int  # silence before the speech
+    tail_ms: int  # silence after it
     path: str  # relative to the corpus folder
 
     @property
@@ -153,6 +160,7 @@ def plan_corpus(preset: CorpusPreset, seed: int) -> dict[str, list[_Job]]:
             jobs.append(_Job(uid, split, make_sentence(rng), accent, variant, rate=rng.randint(130, 210),
                              pitch=rng.randint(25, 75), pitch_range=rng.randint(20, 80),
                              peak=round(rng.uniform(0.3, 0.95), 3), noise_seed=rng.randrange(2**31),
+                             lead_ms=rng.randint(50, 300), tail_ms=rng.randint(50, 300),
                              path=f"wav/{split}/{uid}.wav"))
         plan[split] = jobs
     return plan
@@ -194,27 +202,48 @@ def _worker_env() -> dict[str, str]:
     return env
 
 
-def _run_shard(folder: Path, shard: str, jobs: list[_Job], on_utterance, procs: list, stop: threading.Event) -> None:
-    """Synthesize one shard in a fresh process; raises DataError with the worker's stderr on failure."""
-    if stop.is_set():
-        return
-    request = json.dumps({"root": str(folder), "shard": shard, "jobs": [asdict(j) for j in jobs]})
-    proc = subprocess.Popen([sys.executable, "-m", "edgetune.data._synth_worker"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_worker_env())
-    procs.append(proc)
-    err_chunks: list[str] = []
-    reader = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()), daemon=True)
-    reader.start()
-    proc.stdin.write(request)
-    proc.stdin.close()
-    for line in proc.stdout:
-        if line.startswith("done "):
-            on_utterance()
-    rc = proc.wait()
-    reader.join()
-    if rc != 0 and not stop.is_set():
-        tail = "".join(err_chunks).strip()[-2000:]
-        raise DataError(f"corpus worker for shard {shard} in {folder} failed (exit code {rc}):\n{tail}")
+class _ShardRunner:
+    """Runs shards in worker processes, several at a time; on any failure or Ctrl-C kills them all."""
+
+    def __init__(self, folder: Path, on_utterance: Callable[[], None]) -> None:
+        self.folder = folder
+        self.on_utterance = on_utterance
+        self.lock = threading.Lock()
+        self.procs: list[subprocess.Popen] = []
+        self.stopped = False
+
+    def run(self, shard: str, jobs: list[_Job]) -> None:
+        """Synthesize one shard in a fresh process; DataError with the worker's stderr on failure."""
+        request = json.dumps({"root": str(self.folder), "shard": shard, "jobs": [asdict(j) for j in jobs]})
+        with self.lock:  # no process may start after stop_all()
+            if self.stopped:
+                return
+            proc = subprocess.Popen([sys.executable, "-m", "edgetune.data._synth_worker"], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_worker_env())
+            self.procs.append(proc)
+        err: list[str] = []
+        reader = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)
+        reader.start()
+        try:
+            proc.stdin.write(request)
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass  # the worker died at start: its stderr says why
+        for line in proc.stdout:
+            if line.startswith("done "):
+                self.on_utterance()
+        rc = proc.wait()
+        reader.join()
+        if rc != 0 and not self.stopped:
+            tail = "".join(err).strip()[-2000:]
+            raise DataError(f"corpus worker for shard {shard} in {self.folder} failed (exit code {rc}):\n{tail}")
+
+    def stop_all(self) -> None:
+        with self.lock:
+            self.stopped = True
+            for proc in self.procs:
+                if proc.poll() is None:
+                    proc.kill()
 
 
 def _progress(enabled: bool):
@@ -227,22 +256,36 @@ def _progress(enabled: bool):
 
 def _synthesize(folder: Path, todo: list[tuple[str, list[_Job]]], total: int, done: int,
                 workers: int, progress: bool) -> None:
-    procs: list[subprocess.Popen] = []
-    stop = threading.Event()
     with _progress(progress) as bar:
         task = bar.add_task(f"synthesizing {folder.name}", total=total, completed=done)
-        advance = lambda: bar.advance(task)  # noqa: E731
+        runner = _ShardRunner(folder, lambda: bar.advance(task))
+        pool = ThreadPoolExecutor(max_workers=workers)
         try:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(_run_shard, folder, name, jobs, advance, procs, stop) for name, jobs in todo]
-                for fut in futures:
-                    fut.result()
+            futures = [pool.submit(runner.run, name, jobs) for name, jobs in todo]
+            for fut in as_completed(futures):
+                fut.result()  # the first failure stops the build
         except BaseException:
-            stop.set()
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.kill()
+            runner.stop_all()
             raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextmanager
+def _build_lock(folder: Path) -> Iterator[None]:
+    """Exclusive lock on the corpus folder, so parallel callers build it once (POSIX; no-op elsewhere)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with open(folder / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _load_complete(folder: Path, name: str) -> DatasetSplits:
@@ -272,39 +315,63 @@ def build_corpus(preset: str | CorpusPreset = "smoke", cache_dir: Path | None = 
         default_cache_root() / "corpus" / f"{preset.name}-seed{seed}"
     folder = Path(os.path.abspath(folder))
     params = _build_params(preset, seed)
-    marker = folder / MARKER
     plan = plan_corpus(preset, seed)
+    if (folder / MARKER).is_file():
+        ready = _check_existing(folder, preset, params, plan, repair=False)  # fast path, no lock
+        if ready is not None:
+            return ready
+    with _build_lock(folder):  # a parallel caller building the same folder waits here, then loads it
+        ready = _check_existing(folder, preset, params, plan, repair=True)
+        if ready is not None:
+            return ready
+        return _build(folder, preset, params, plan, workers, progress)
 
-    if marker.is_file():
-        try:
-            state = json.loads(marker.read_text(encoding="utf-8"))
-            old = state["params"]
-        except (ValueError, KeyError, TypeError):
-            raise DataError(f"{marker} is not a corpus marker edgetune wrote; delete {folder} or pick another folder") from None
-        if (old.get("preset"), old.get("seed")) != (params["preset"], params["seed"]):
-            raise DataError(f"{folder} holds corpus {_describe(old.get('preset'))} seed {old.get('seed')}, not "
-                            f"{_describe(params['preset'])} seed {seed}; use another folder or delete this one")
-        if old != params:
+
+def _check_existing(folder: Path, preset: CorpusPreset, params: dict[str, Any], plan: dict[str, list[_Job]],
+                    repair: bool) -> DatasetSplits | None:
+    """The corpus if ``folder`` holds it complete; else None (with ``repair``: after clearing what must be redone)."""
+    marker = folder / MARKER
+    if not marker.is_file():
+        if folder.exists() and any(p.name != ".lock" for p in folder.iterdir()):
+            raise DataError(f"{folder} is not empty and holds no {MARKER}; build the corpus into an empty or new folder")
+        return None
+    try:
+        state = json.loads(marker.read_text(encoding="utf-8"))
+        old = state["params"]
+    except (ValueError, KeyError, TypeError):
+        raise DataError(f"{marker} is not a corpus marker edgetune wrote; delete {folder} or pick another folder") from None
+    if (old.get("preset"), old.get("seed")) != (params["preset"], params["seed"]):
+        raise DataError(f"{folder} holds corpus {_describe(old.get('preset'))} seed {old.get('seed')}, not "
+                        f"{_describe(params['preset'])} seed {params['seed']}; use another folder or delete this one")
+    if old != params:
+        if repair:
             log.warning("corpus in %s was built by another corpus/eSpeak version (%s); rebuilding", folder, old)
             for sub in ("wav", "shards"):
                 shutil.rmtree(folder / sub, ignore_errors=True)
-        else:
-            missing = _missing_audio(folder, plan)
-            if state.get("complete") and not missing:
-                return _load_complete(folder, preset.name)
-            if missing:
-                log.warning("corpus in %s lacks %d audio files (e.g. %s); re-synthesizing their shards",
-                            folder, len(missing), sorted(missing)[0])
-            for name, jobs in _shards(preset, plan):
-                if any(j.id in missing for j in jobs):
-                    (folder / "shards" / f"{name}.jsonl").unlink(missing_ok=True)
-    elif folder.exists() and any(folder.iterdir()):
-        raise DataError(f"{folder} is not empty and holds no {MARKER}; build the corpus into an empty or new folder")
+        return None
+    missing = _missing_audio(folder, plan)
+    if state.get("complete") and not missing:
+        return _load_complete(folder, preset.name)
+    if repair and missing:
+        if state.get("complete"):
+            log.warning("corpus in %s lacks %d audio files (e.g. %s); re-synthesizing their shards",
+                        folder, len(missing), sorted(missing)[0])
+        for name, jobs in _shards(preset, plan):
+            if any(j.id in missing for j in jobs):
+                (folder / "shards" / f"{name}.jsonl").unlink(missing_ok=True)
+    return None
 
+
+def _build(folder: Path, preset: CorpusPreset, params: dict[str, Any], plan: dict[str, list[_Job]],
+           workers: int | None, progress: bool) -> DatasetSplits:
+    """Synthesize the shards not done yet, then write the manifests, then mark the corpus complete."""
+    marker = folder / MARKER
     atomic_write_text(marker, json.dumps({"params": params, "complete": False}, indent=2) + "\n")
     for split in SPLITS:
         (folder / "wav" / split).mkdir(parents=True, exist_ok=True)
     (folder / "shards").mkdir(exist_ok=True)
+    for stale in [*folder.glob("wav/*/*.tmp*"), *folder.glob("shards/.*.tmp"), *folder.glob(".*.tmp")]:
+        stale.unlink(missing_ok=True)  # left by a killed worker
 
     shards = _shards(preset, plan)
     todo = [(name, jobs) for name, jobs in shards if not (folder / "shards" / f"{name}.jsonl").is_file()]
@@ -335,6 +402,6 @@ def shard_record(folder: Path, job: _Job, n_samples: int) -> dict[str, Any]:
     return rec
 
 
-def expected_hours(preset: CorpusPreset, mean_seconds: float = 1.61) -> float:
+def expected_hours(preset: CorpusPreset, mean_seconds: float = 1.97) -> float:
     """Rough size of a preset before building it (mean utterance length measured on smoke)."""
     return math.fsum((preset.train, preset.dev, preset.test)) * mean_seconds / 3600.0

@@ -115,21 +115,25 @@ def _speaker_sex(root: Path) -> dict[str, str]:
     return {}
 
 
+def _duration_or_zero(path: Path) -> float:
+    try:
+        return audio_duration(path) if path.is_file() else 0.0
+    except DataError:
+        return 0.0  # validate_dataset reports the file as unreadable
+
+
 def _read_librispeech_split(folder: Path, sex: dict[str, str]) -> list[Utterance]:
-    utts = []
+    entries = []  # (audio, text, speaker, uid)
     for trans in sorted(folder.glob("*/*/*.trans.txt")):
         speaker = trans.parent.parent.name
-        for lineno, line in enumerate(trans.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-            if not line.strip():
-                continue
-            uid, _, text = line.strip().partition(" ")
-            audio = trans.parent / f"{uid}.flac"
-            try:
-                duration = audio_duration(audio) if audio.is_file() else 0.0
-            except DataError:
-                duration = 0.0  # validate_dataset reports it as unreadable
-            utts.append(Utterance(str(audio), duration, text, sex.get(speaker, speaker), uid))
-    return utts
+        for line in trans.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.strip():
+                uid, _, text = line.strip().partition(" ")
+                entries.append((trans.parent / f"{uid}.flac", text, speaker, uid))
+    with ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 1) * 2)) as pool:  # header reads: I/O bound
+        durations = list(pool.map(_duration_or_zero, [e[0] for e in entries]))
+    return [Utterance(str(audio), duration, text, sex.get(speaker, speaker), uid)
+            for (audio, text, speaker, uid), duration in zip(entries, durations)]
 
 
 def is_librispeech(root: Path) -> bool:

@@ -36,7 +36,8 @@ ENGLISH_ACCENTS: dict[str, str] = {
 }
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
-_PARAM_RATE, _PARAM_PITCH, _PARAM_RANGE = 1, 3, 4
+_PARAM_RATE, _PARAM_VOLUME, _PARAM_PITCH, _PARAM_RANGE = 1, 2, 3, 4
+_VOLUME = 40  # of 100 (the default); at 100 the loud variants clip in eSpeak's int16 output, at 40 none did
 _POS_CHARACTER, _CHARS_UTF8 = 1, 1
 _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
@@ -107,11 +108,13 @@ class Synthesizer:
         """
         lib = self._lib
         lib.espeak_ng_SetRandSeed(ctypes.c_long(noise_seed))
+        variant = voice.partition("+")[2]
         err = lib.espeak_SetVoiceByName(voice.encode())
-        if err != 0:
+        if err != 0 or (variant and variant not in voice_variants()):  # eSpeak ignores an unknown variant
             raise DataError(f"eSpeak NG has no voice {voice!r} (error {err}); accents: "
                             f"{', '.join(ENGLISH_ACCENTS)}; variants: files in {espeak_data_dir() / 'voices' / '!v'}")
-        for param, value in ((_PARAM_RATE, rate), (_PARAM_PITCH, pitch), (_PARAM_RANGE, pitch_range)):
+        for param, value in ((_PARAM_RATE, rate), (_PARAM_VOLUME, _VOLUME), (_PARAM_PITCH, pitch),
+                             (_PARAM_RANGE, pitch_range)):
             lib.espeak_SetParameter(param, int(value), 0)
         self._chunks = []
         data = text.encode("utf-8") + b"\0"

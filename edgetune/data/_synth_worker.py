@@ -33,6 +33,8 @@ def main() -> int:
         wave = resample(pcm.astype(np.float64) / 32768.0, ESPEAK_RATE, SAMPLE_RATE)
         peak = float(np.max(np.abs(wave)))
         wave = wave * (job.peak / peak) if peak > 0 else wave
+        wave = np.concatenate([np.zeros(job.lead_ms * SAMPLE_RATE // 1000, wave.dtype), wave,
+                               np.zeros(job.tail_ms * SAMPLE_RATE // 1000, wave.dtype)])
         pcm16 = np.round(np.clip(wave, -1.0, 32767 / 32768) * 32768).astype(np.int16)
         write_wav(root / job.path, pcm16, SAMPLE_RATE)
         records.append(shard_record(root, job, pcm16.size))
