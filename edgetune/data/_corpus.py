@@ -315,21 +315,35 @@ def build_corpus(preset: str | CorpusPreset = "smoke", cache_dir: Path | None = 
         default_cache_root() / "corpus" / f"{preset.name}-seed{seed}"
     folder = Path(os.path.abspath(folder))
     params = _build_params(preset, seed)
+    ready = _load_if_complete(folder, params, preset.name)  # fast path: no lock, no plan
+    if ready is not None:
+        return ready
     plan = plan_corpus(preset, seed)
-    if (folder / MARKER).is_file():
-        ready = _check_existing(folder, preset, params, plan, repair=False)  # fast path, no lock
-        if ready is not None:
-            return ready
     with _build_lock(folder):  # a parallel caller building the same folder waits here, then loads it
-        ready = _check_existing(folder, preset, params, plan, repair=True)
+        ready = _prepare_existing(folder, preset, params, plan)
         if ready is not None:
             return ready
         return _build(folder, preset, params, plan, workers, progress)
 
 
-def _check_existing(folder: Path, preset: CorpusPreset, params: dict[str, Any], plan: dict[str, list[_Job]],
-                    repair: bool) -> DatasetSplits | None:
-    """The corpus if ``folder`` holds it complete; else None (with ``repair``: after clearing what must be redone)."""
+def _load_if_complete(folder: Path, params: dict[str, Any], name: str) -> DatasetSplits | None:
+    """The corpus if ``folder`` holds it complete, with these parameters and every audio file; else None."""
+    try:
+        state = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(state, dict) or state.get("params") != params or state.get("complete") is not True:
+        return None
+    splits = _load_complete(folder, name)
+    if all(os.path.isfile(u.audio_filepath) for s in SPLITS for u in splits.split(s)):
+        return splits
+    return None
+
+
+def _prepare_existing(folder: Path, preset: CorpusPreset, params: dict[str, Any],
+                      plan: dict[str, list[_Job]]) -> DatasetSplits | None:
+    """Under the build lock: the corpus if ``folder`` holds it complete, else None after clearing what must be
+    redone (an older version's files; the shard records of missing audio). DataError if it is not ours."""
     marker = folder / MARKER
     if not marker.is_file():
         if folder.exists() and any(p.name != ".lock" for p in folder.iterdir()):
@@ -344,15 +358,14 @@ def _check_existing(folder: Path, preset: CorpusPreset, params: dict[str, Any], 
         raise DataError(f"{folder} holds corpus {_describe(old.get('preset'))} seed {old.get('seed')}, not "
                         f"{_describe(params['preset'])} seed {params['seed']}; use another folder or delete this one")
     if old != params:
-        if repair:
-            log.warning("corpus in %s was built by another corpus/eSpeak version (%s); rebuilding", folder, old)
-            for sub in ("wav", "shards"):
-                shutil.rmtree(folder / sub, ignore_errors=True)
+        log.warning("corpus in %s was built by another corpus/eSpeak version (%s); rebuilding", folder, old)
+        for sub in ("wav", "shards"):
+            shutil.rmtree(folder / sub, ignore_errors=True)
         return None
     missing = _missing_audio(folder, plan)
     if state.get("complete") and not missing:
         return _load_complete(folder, preset.name)
-    if repair and missing:
+    if missing:
         if state.get("complete"):
             log.warning("corpus in %s lacks %d audio files (e.g. %s); re-synthesizing their shards",
                         folder, len(missing), sorted(missing)[0])

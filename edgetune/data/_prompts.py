@@ -110,7 +110,8 @@ def _sentence(rng: random.Random) -> str:
         return f"set the {rng.choice(['volume', 'brightness', 'temperature'])} to {number_to_words(rng.randint(1, 100))}" + \
             rng.choice(["", " percent", " degrees"])
     if kind == 13:
-        return f"what time is it{rng.choice(['', ' in ' + rng.choice(CITIES)])}"
+        return rng.choice(["what time is it", "what's the time", "what time is it"]) + \
+            rng.choice(["", f" in {rng.choice(CITIES)}", f" in {rng.choice(CITIES)}", f" in {rng.choice(CITIES)}"])
     if kind == 14:
         return f"schedule a meeting with {_name(rng)} {rng.choice(WEEKDAYS)} at {_time(rng)}"
     return f"{rng.choice(['add', 'put'])} {rng.choice(['milk', 'eggs', 'bread', 'coffee', 'apples', 'rice'])} " \
