@@ -57,7 +57,7 @@ class ReportData:
     hv_trace: list[tuple[int, float]]  # (trial number, HV of trials <= number)
     importances: dict[str, dict[str, float]]  # objective -> param -> importance
     importance_note: str
-    failures: list[dict[str, Any]]  # {reason, type, count, trials}
+    failures: list[dict[str, Any]]  # {reason, type, count, trials}: failed, interrupted, rejected, stopped
     counts: dict[str, int] = field(default_factory=dict)
     hosts: list[str] = field(default_factory=list)
 
@@ -90,6 +90,13 @@ def _row(t: Any, config: StudyConfig) -> dict[str, Any]:
     row["stopped_at_rung"] = ua.get("stopped_at_rung")
     row["fail_type"] = ua.get("fail_type", "")
     row["fail_reason"] = ua.get("fail_reason", "")
+    if t.state.name == "PRUNED":
+        if ua.get("rejected_by_budget"):
+            row["fail_type"], row["fail_reason"] = "Rejected before training", ua["rejected_by_budget"]
+        else:
+            row["fail_type"] = "Stopped early"
+            row["fail_reason"] = (f"stopped by the scheduler at rung {ua.get('stopped_at_rung')} "
+                                  f"(epoch {ua.get('stopped_at_epoch')})")
     if is_interrupted(t):
         row["fail_type"] = "Interrupted"
         row["fail_reason"] = row["fail_reason"] or "interrupted: the process stopped while this trial ran"
@@ -162,8 +169,10 @@ def collect(study: "optuna.Study", config: StudyConfig) -> ReportData:
 
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
     for r in rows:
-        if r["state"] == "FAIL":
+        if r["state"] in ("FAIL", "PRUNED"):
             reason = r["fail_reason"].split(" (configuration retried")[0]
+            if r["fail_type"] == "Stopped early":
+                reason = "stopped by the scheduler (partial-fidelity result, not on the front)"
             groups[(r["fail_type"] or "Error", reason)].append(r["number"])
     failures = [
         {"type": k[0], "reason": k[1], "count": len(v), "trials": v}

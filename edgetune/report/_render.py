@@ -105,12 +105,12 @@ def render_html(data: ReportData) -> str:
         parts.append(fig_html(imp))
     if data.importance_note:
         parts.append(f'<p class="note">Importance not computed: {esc(data.importance_note)}.</p>')
-    parts.append("<h2>Failures</h2>")
+    parts.append("<h2>Failures, interruptions and early stops</h2>")
     if data.failures:
         rows = [{**f, "trials": ", ".join(str(n) for n in f["trials"])} for f in data.failures]
         parts.append(_table_html(rows, ["type", "count", "reason", "trials"], {"type", "reason", "trials"}))
     else:
-        parts.append('<p class="note">No trial failed.</p>')
+        parts.append('<p class="note">No trial failed or stopped early.</p>')
     parts.append(
         f'<p class="note">Generated {datetime.now(timezone.utc).isoformat(timespec="seconds")}; every trial is in '
         "<code>trials.csv</code>. This page loads nothing from the network.</p>"
@@ -139,12 +139,12 @@ def render_markdown(data: ReportData) -> str:
     out += ["", "## Trials on the front", ""]
     front = data.front_table().to_dict("records")
     out.append(_md_table(front, _front_columns(data)) if front else "_No feasible complete trial._")
-    out += ["", "## Failures", ""]
+    out += ["", "## Failures, interruptions and early stops", ""]
     if data.failures:
         rows = [{**f, "trials": ", ".join(str(n) for n in f["trials"])} for f in data.failures]
         out.append(_md_table(rows, ["type", "count", "reason", "trials"]))
     else:
-        out.append("_No trial failed._")
+        out.append("_No trial failed or stopped early._")
     out += ["", "Every trial: `trials.csv`. Plots: `index.html` (offline), `pareto.png`.", ""]
     return "\n".join(out)
 

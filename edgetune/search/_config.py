@@ -107,6 +107,26 @@ class SamplerConfig:
 
 
 @dataclass(frozen=True)
+class SchedulerConfig:
+    """Multi-fidelity early stopping. ``moasha``: a trial continues past a rung epoch
+    (``min_epochs * eta**k`` below ``train.epochs``) only if it is among the top ``1/eta`` of the
+    trials recorded there by non-dominated sorting. ``none``: every trial trains fully."""
+
+    name: str = "none"
+    min_epochs: int = 1
+    eta: int = 3
+    min_peers: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in ("none", "moasha"):
+            raise KeyConfigError("scheduler.name", f"must be one of none, moasha, but got {self.name!r}")
+        _int("scheduler.min_epochs", self.min_epochs, 1)
+        _int("scheduler.eta", self.eta, 2)
+        if self.min_peers is not None:
+            _int("scheduler.min_peers", self.min_peers, 1)
+
+
+@dataclass(frozen=True)
 class ReportConfig:
     """Report settings. ``reference_point`` (objective -> value) fixes the hypervolume reference;
     when absent the report derives one from the trials and declares it."""
@@ -156,6 +176,8 @@ class StudyConfig:
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     storage: str | None = None
     report: ReportConfig = field(default_factory=ReportConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    precheck: bool = False
     version: int = CONFIG_VERSION
 
     def __post_init__(self) -> None:
@@ -199,6 +221,21 @@ class StudyConfig:
                 "report.reference_point",
                 f"needs exactly one value per objective {list(self.objectives)}, got keys {sorted(ref)}",
             )
+        if self.scheduler.name != "none" and self.scheduler.min_epochs >= self.train.epochs:
+            raise KeyConfigError(
+                "scheduler.min_epochs",
+                f"the first rung ({self.scheduler.min_epochs}) must come before the last epoch "
+                f"(train.epochs = {self.train.epochs}), or no trial is ever judged. Fix: lower min_epochs "
+                "or raise train.epochs",
+            )
+        if not isinstance(self.precheck, bool):
+            raise KeyConfigError("precheck", f"must be true or false, but got {self.precheck!r}")
+        if self.precheck and not any(METRICS[b.metric].role != "accuracy" for b in self.budgets):
+            raise KeyConfigError(
+                "precheck",
+                "latency-first rejection needs a latency or size budget (e.g. budgets: ['latency_ms <= 300']). "
+                "Fix: add one, or set precheck: false",
+            )
         if self.sampler.name is SamplerName.GRID:
             try:
                 grid = self.space.grid()
@@ -236,6 +273,8 @@ class StudyConfig:
             "sampler": {**dataclasses.asdict(self.sampler), "name": self.sampler.name.value},
             "storage": self.storage,
             "report": {"reference_point": dict(self.report.reference_point) if self.report.reference_point else None},
+            "scheduler": dataclasses.asdict(self.scheduler),
+            "precheck": self.precheck,
         }
         return d
 
@@ -243,7 +282,8 @@ class StudyConfig:
     def from_dict(cls, d: Any) -> "StudyConfig":
         valid = [f.name for f in dataclasses.fields(cls)]
         d = dict(_check_keys(d, valid, ""))
-        kw: dict[str, Any] = {k: v for k, v in d.items() if k not in ("space", "train", "budgets", "bench", "sampler", "report")}
+        nested = ("space", "train", "budgets", "bench", "sampler", "report", "scheduler")
+        kw: dict[str, Any] = {k: v for k, v in d.items() if k not in nested}
         kw["space"] = SearchSpace.from_dict(d.get("space"))
         kw["train"] = _train_from_dict(d.get("train"))
         budgets = d.get("budgets") or []
@@ -257,6 +297,9 @@ class StudyConfig:
             **_check_keys(d.get("sampler"), [f.name for f in dataclasses.fields(SamplerConfig)], "sampler")
         )
         kw["report"] = ReportConfig(**_check_keys(d.get("report"), ["reference_point"], "report"))
+        kw["scheduler"] = SchedulerConfig(
+            **_check_keys(d.get("scheduler"), [f.name for f in dataclasses.fields(SchedulerConfig)], "scheduler")
+        )
         if "target" in kw and kw["target"] is None:
             del kw["target"]
         return cls(**kw)
@@ -370,6 +413,7 @@ __all__ = [
     "ReportConfig",
     "SamplerConfig",
     "SamplerName",
+    "SchedulerConfig",
     "StudyConfig",
     "config_from_yaml",
     "config_to_yaml",

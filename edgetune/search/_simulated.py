@@ -49,6 +49,7 @@ class SimulatedRunner:
         self.epoch_delay_s = epoch_delay_s
         self.records = {_knob_key(r["knobs"]): dict(r) for r in records}
         self.calls: list[Knobs] = []
+        self.measured: list[Knobs] = []
 
     @classmethod
     def from_study_dir(cls, study_dir: str | Path, **kw: Any) -> "SimulatedRunner":
@@ -110,22 +111,48 @@ class SimulatedRunner:
         self.calls.append(knobs)
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
+        epochs_run, stopped = 0, False
         for epoch in range(1, train.epochs + 1):
             if self.epoch_delay_s:
                 time.sleep(self.epoch_delay_s)
+            epochs_run = epoch
             if on_epoch is not None:
-                on_epoch(epoch, {"wer": self.analytic(knobs, epoch)["wer"]})
+                r = self.analytic(knobs, epoch)
+                metrics = {"wer": r["wer"], "worst_group_wer": r["worst_group_wer"], "dev_loss": r["wer"] * 3,
+                           "train_loss": r["wer"] * 3, "seconds": 0.0}
+                if on_epoch(epoch, metrics) is False:  # the pipeline's contract: False stops training
+                    stopped = True
+                    break
         if self.fail_when is not None:
             err = self.fail_when(knobs)
             if err is not None:
                 raise err
         recorded = self.records.get(_knob_key(knobs.to_dict()))
-        result = dict(recorded) if recorded else self.analytic(knobs, train.epochs)
+        result = dict(recorded) if recorded else self.analytic(knobs, epochs_run)
+        result.update(epochs_run=epochs_run, stopped_early=stopped)
         data = self._noise(knobs, "bytes").randbytes(int(result["size_bytes"]))
         atomic_write_bytes(out_dir / "model.onnx", data)
         result["sha256"] = hashlib.sha256(data).hexdigest()
         atomic_write_text(out_dir / "result.json", json.dumps(result, indent=2))
         return result
+
+
+    def measure_untrained(
+        self,
+        knobs: Knobs,
+        out_dir: Path,
+        *,
+        family: str = "conformer_lite",
+        target: str = "local",
+        bench_threads: int = 1,
+        bench_runs: int = 200,
+        bench_warmup: int = 20,
+    ) -> dict[str, Any]:
+        """Like ``edgetune.pipeline.measure_untrained``: latency and size only (no WER)."""
+        self.measured.append(knobs)
+        r = self.analytic(knobs, 0)
+        keep = ("latency_ms", "rtf", "algorithmic_latency_ms", "size_bytes", "gzip_bytes", "peak_rss_bytes", "host")
+        return {**{k: r[k] for k in keep}, "knobs": knobs.to_dict(), "untrained": True}
 
 
 __all__ = ["SimulatedRunner"]

@@ -35,6 +35,16 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 from edgetune.errors import ArtifactError, ConfigError, EdgetuneError, StudyError
 from edgetune.knobs import Knobs
 from edgetune.search._config import SamplerName, StudyConfig
+from edgetune.search._fidelity import (
+    REJECTED_ATTR,
+    STOPPED_AT_RUNG_ATTR,
+    Measurer,
+    build_scheduler,
+    default_measurer,
+    epoch_hook,
+    measure_before_training,
+    stopped_in_chain,
+)
 from edgetune.search._files import sha256_file
 from edgetune.search._metrics import METRICS, metric_values
 from edgetune.search._progress import StudyProgress
@@ -55,7 +65,7 @@ ATTR_FAIL_TYPE = "fail_type"
 ATTR_INTERRUPTED = "interrupted"
 ATTR_RETRY_OF = "retry_of"
 ATTR_BASELINE = "baseline"
-ATTR_STOPPED = "stopped_at_rung"
+ATTR_STOPPED = STOPPED_AT_RUNG_ATTR
 ATTR_DUPLICATE = "duplicate_of"
 #: attributes that describe one run of a trial, not its candidate (never copied to a duplicate)
 _RUN_ATTRS = {ATTR_WORKER, ATTR_RETRY_OF, ATTR_BASELINE, ATTR_DUPLICATE, ATTR_INTERRUPTED, "trial_seconds"}
@@ -234,6 +244,7 @@ class _Context:
     show_runner_progress: bool
     scheduler: TrialScheduler | None
     prefilter: Prefilter | None
+    measurer: Measurer | None = None
 
 
 def _fail(study: "optuna.Study", trial: "optuna.trial.Trial", exc: BaseException, *, tb: bool = False) -> str:
@@ -249,7 +260,7 @@ def _fail(study: "optuna.Study", trial: "optuna.trial.Trial", exc: BaseException
 
 
 def run_trial(study: "optuna.Study", trial: "optuna.trial.Trial", ctx: _Context) -> str:
-    """Run one trial to COMPLETE or FAIL; return a one-line summary."""
+    """Run one trial to COMPLETE, FAIL or PRUNED (rejected/stopped early); return a one-line summary."""
     from optuna.trial import TrialState
 
     cfg = ctx.config
@@ -271,15 +282,14 @@ def run_trial(study: "optuna.Study", trial: "optuna.trial.Trial", ctx: _Context)
         if ctx.prefilter is not None:
             why = ctx.prefilter(knobs)
             if why:
-                trial.set_user_attr("rejected_before_training", why)
-                return f"#{trial.number} FAIL {_fail(study, trial, StudyError(why))}"
-        on_epoch = None
-        if ctx.scheduler is not None:
-            sched = ctx.scheduler
-
-            def on_epoch(epoch: int, metrics: dict, **_: Any) -> bool:
-                return sched.on_epoch(study, trial, epoch, metrics)
-
+                trial.set_user_attr(REJECTED_ATTR, why)
+                study.tell(trial, state=TrialState.PRUNED)
+                return f"#{trial.number} rejected {_short(knobs)}: {why}"
+        if ctx.measurer is not None:
+            why = measure_before_training(trial, knobs, ctx)
+            if why:
+                study.tell(trial, state=TrialState.PRUNED)
+                return f"#{trial.number} rejected before training {_short(knobs)}: {why}"
         result = ctx.runner(
             knobs,
             out_dir,
@@ -291,20 +301,25 @@ def run_trial(study: "optuna.Study", trial: "optuna.trial.Trial", ctx: _Context)
             bench_warmup=cfg.bench.warmup,
             family=cfg.family,
             progress=ctx.show_runner_progress,
-            on_epoch=on_epoch,
+            on_epoch=epoch_hook(study, trial, ctx.scheduler),
         )
     except KeyboardInterrupt:
         trial.set_user_attr(ATTR_INTERRUPTED, True)
         study.tell(trial, state=TrialState.FAIL)
         raise
-    except EdgetuneError as exc:
-        return f"#{trial.number} FAIL {_short(knobs)}: {_fail(study, trial, exc)}"
     except Exception as exc:
-        if _is_oom(exc):
+        stopped = stopped_in_chain(exc)
+        if stopped is not None:
+            return _pruned(study, trial, knobs, f"epoch {stopped.epoch}")
+        if isinstance(exc, EdgetuneError) or _is_oom(exc):
             return f"#{trial.number} FAIL {_short(knobs)}: {_fail(study, trial, exc)}"
         _fail(study, trial, exc, tb=True)  # a bug, not a bad candidate: record it, then stop
         raise
     seconds = time.monotonic() - t0
+    if isinstance(result, dict) and result.get("stopped_early") and STOPPED_AT_RUNG_ATTR in trial.user_attrs:
+        for key, value in json_safe(result).items():  # partial-fidelity numbers, kept for the record
+            trial.set_user_attr(key, value)
+        return _pruned(study, trial, knobs, f"epoch {result.get('epochs_run')}")
     try:
         values, feasible = _record(trial, result, ctx, out_dir)
     except EdgetuneError as exc:
@@ -315,13 +330,23 @@ def run_trial(study: "optuna.Study", trial: "optuna.trial.Trial", ctx: _Context)
     return f"#{trial.number} ok   {_short(knobs)} -> {shown}{'' if feasible else ' (over budget)'} [{seconds:.0f}s]"
 
 
+def _pruned(study: "optuna.Study", trial: "optuna.trial.Trial", knobs: Knobs, when: str) -> str:
+    from optuna.trial import TrialState
+
+    study.tell(trial, state=TrialState.PRUNED)
+    return f"#{trial.number} stopped {_short(knobs)} by the scheduler after {when} (PRUNED)"
+
+
 def find_duplicate(study: "optuna.Study", knobs: Knobs) -> "optuna.trial.FrozenTrial | None":
-    """A COMPLETE trial that already evaluated exactly these knobs (not itself a duplicate)."""
+    """An original trial that already settled exactly these knobs: COMPLETE, or rejected by budget
+    before training (a MO-ASHA stop depends on its peers at the time, so it is not reused)."""
     from optuna.trial import TrialState
 
     want = knobs.to_dict()
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if t.user_attrs.get("knobs") == want and ATTR_DUPLICATE not in t.user_attrs:
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        if t.user_attrs.get("knobs") != want or ATTR_DUPLICATE in t.user_attrs:
+            continue
+        if t.state == TrialState.COMPLETE or REJECTED_ATTR in t.user_attrs:
             return t
     return None
 
@@ -338,6 +363,11 @@ def _reuse(study: "optuna.Study", trial: "optuna.trial.Trial", original: Any, kn
     trial.set_user_attr(ATTR_DUPLICATE, original.number)
     for name, value in original.constraints.items():
         trial.set_constraint(name, value)
+    if original.state.name == "PRUNED":
+        from optuna.trial import TrialState
+
+        study.tell(trial, state=TrialState.PRUNED)
+        return f"#{trial.number} same {_short(knobs)} as #{original.number}: rejected before training (reused)"
     study.tell(trial, list(original.values))
     shown = ", ".join(f"{n}={v:.4g}" for n, v in zip(ctx.config.objectives, original.values))
     return f"#{trial.number} same {_short(knobs)} as #{original.number} -> {shown} (result reused)"
@@ -429,18 +459,28 @@ def run_study(
     max_new_trials: int | None = None,
     scheduler: TrialScheduler | None = None,
     prefilter: Prefilter | None = None,
+    measurer: Measurer | None = None,
     report: bool = False,
 ) -> StudySummary:
     """Run (or resume) the study described by ``config`` in ``study_dir``.
 
-    ``runner`` defaults to ``edgetune.pipeline.run_candidate``. ``max_new_trials`` stops this
-    call early (the study can be resumed). ``report=True`` writes ``<study_dir>/report/`` at the end.
+    ``runner`` defaults to ``edgetune.pipeline.run_candidate``; ``measurer`` (untrained
+    latency/size, used when ``precheck`` or a scheduler is on) to the runner's own
+    ``measure_untrained`` if it has one, else ``edgetune.pipeline.measure_untrained``.
+    ``scheduler`` defaults to the config's (``scheduler: {name: moasha}``). ``max_new_trials``
+    stops this call early (the study can be resumed). ``report=True`` writes
+    ``<study_dir>/report/`` at the end.
     """
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     paths = StudyPaths(Path(study_dir))
     runner = runner or default_runner()
+    scheduler = scheduler if scheduler is not None else build_scheduler(config)
+    if config.precheck or scheduler is not None:
+        measurer = measurer or getattr(runner, "measure_untrained", None) or default_measurer()
+    else:
+        measurer = None
     study = open_study(config, paths)
     trials = study.get_trials(deepcopy=False)
     done = sum(is_finished(t) for t in trials)
@@ -450,7 +490,7 @@ def run_study(
         if config.sampler.enqueue_baseline and not trials:
             study.enqueue_trial(config.space.baseline_params(), user_attrs={ATTR_BASELINE: True})
         study.sampler = make_sampler(config, len(study.get_trials(deepcopy=False)))
-        ctx = _Context(config, paths, runner, bar, progress, scheduler, prefilter)
+        ctx = _Context(config, paths, runner, bar, progress, scheduler, prefilter, measurer)
         new: list[int] = []
         while max_new_trials is None or len(new) < max_new_trials:
             trials = study.get_trials(deepcopy=False)
