@@ -155,6 +155,20 @@ def test_cli_builds_and_reports(tmp_path, capsys):
     assert rc == 0
     assert re.search(r"train +48 utterances", out) and re.search(r"test +12 utterances", out)
     assert (tmp_path / "c" / "train.jsonl").is_file()
+    # the same folder for another preset: exit code 2 and a message naming the folder and the fix
+    rc = main(["corpus", "--preset", "smoke", "--out", str(tmp_path / "c"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and str(tmp_path / "c") in err and "use another folder" in err
+
+
+def test_default_folder_is_under_edgetune_cache(tmp_path, monkeypatch):
+    from edgetune.data import load_dataset
+
+    monkeypatch.setenv("EDGETUNE_CACHE", str(tmp_path))
+    splits = load_dataset("tiny", seed=2, progress=False)
+    assert splits.name == "tiny" and splits.root == tmp_path / "corpus" / "tiny-seed2"
+    assert [len(splits.split(s)) for s in SPLITS] == [48, 12, 12]
+    assert json.loads((splits.root / MARKER).read_text())["complete"] is True
 
 
 def test_worker_failure_names_the_shard_and_the_cause(tmp_path):
