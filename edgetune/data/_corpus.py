@@ -85,6 +85,8 @@ class CorpusPreset:
 PRESETS: dict[str, CorpusPreset] = {
     "tiny": CorpusPreset("tiny", train=48, dev=12, test=12, shard_size=24),
     "smoke": CorpusPreset("smoke", train=320, dev=40, test=60),
+    # grid: the fixed protocol of the tabulated GPU benchmark (benchmarks/gpu_grid.py), ~3.5 h
+    "grid": CorpusPreset("grid", train=6_000, dev=300, test=500, shard_size=250),
     "full": CorpusPreset("full", train=95_000, dev=1_500, test=1_500, shard_size=250),
 }
 
