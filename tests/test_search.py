@@ -326,3 +326,14 @@ def test_two_workers_share_one_postgres_study(tmp_path: Path) -> None:
     assert 8 <= finished <= 9  # each worker stops once finished + running reaches n_trials
     hosts = {t.user_attrs["worker"]["pid"] for t in trials}
     assert len(hosts) == 2  # both workers contributed
+
+
+def test_grid_study_covers_the_grid_once_and_stops(tmp_path: Path) -> None:
+    config = config_from_yaml("study_name: g\nn_trials: 10\nspace: {bits: [8, 32], chunk_ms: [160, 320], "
+                              "sparsity: 0.0}\nobjectives: [wer, latency_ms]\nsampler: {name: grid}\n"
+                              "train: {epochs: 1}\n")
+    runner = SimulatedRunner()
+    summary = run_study(config, tmp_path, runner=runner, progress=False)
+    trials = load(config, tmp_path).get_trials()
+    assert sorted((t.params["bits"], t.params["chunk_ms"]) for t in trials) == [(8, 160), (8, 320), (32, 160), (32, 320)]
+    assert len(runner.calls) == 4 and summary.finished == 4

@@ -189,8 +189,44 @@ def make_sampler(config: StudyConfig, n_existing: int) -> "optuna.samplers.BaseS
     if s.name is SamplerName.RANDOM:
         return optuna.samplers.RandomSampler(seed=seed)
     if s.name is SamplerName.GRID:
-        return optuna.samplers.GridSampler(config.space.grid(), seed=seed)
+        return _GridSampler(config.space.grid(), seed=seed)
     raise ConfigError(f"sampler.name {s.name!r} has no sampler")  # pragma: no cover
+
+
+def _grid_sampler_class() -> type:
+    import optuna
+
+    class GridSampler(optuna.samplers.GridSampler):
+        """Optuna's grid sampler, for ask-and-tell: its ``after_trial`` calls ``study.stop()``,
+        which raises outside ``study.optimize`` once the grid is done; the loop stops itself
+        (:func:`grid_exhausted`)."""
+
+        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+            try:
+                super().after_trial(study, trial, state, values)
+            except RuntimeError as exc:
+                if "Study.stop" not in str(exc):
+                    raise
+
+    return GridSampler
+
+
+def _GridSampler(grid: dict[str, list[Any]], seed: int) -> "optuna.samplers.BaseSampler":
+    return _grid_sampler_class()(grid, seed=seed)
+
+
+def grid_exhausted(study: "optuna.Study", config: StudyConfig) -> bool:
+    """True once every point of the grid has a finished trial (then the grid study is done)."""
+    grid = config.space.grid()
+    size = 1
+    for values in grid.values():
+        size *= len(values)
+    seen = {
+        tuple(t.params.get(k) for k in grid)
+        for t in study.get_trials(deepcopy=False)
+        if is_finished(t) and all(k in t.params for k in grid)
+    }
+    return len(seen) >= size
 
 
 def default_runner() -> Runner:
@@ -487,7 +523,8 @@ def run_study(
     with StudyProgress(total=config.n_trials, done=done, enabled=progress, title=config.study_name) as bar:
         bar.log(f"study {config.study_name!r} in {paths.root}: {done}/{config.n_trials} trials finished")
         recover_interrupted(study, bar.log)
-        if config.sampler.enqueue_baseline and not trials:
+        is_grid = config.sampler.name is SamplerName.GRID  # a grid contains the baseline already
+        if config.sampler.enqueue_baseline and not trials and not is_grid:
             study.enqueue_trial(config.space.baseline_params(), user_attrs={ATTR_BASELINE: True})
         study.sampler = make_sampler(config, len(study.get_trials(deepcopy=False)))
         ctx = _Context(config, paths, runner, bar, progress, scheduler, prefilter, measurer)
@@ -497,6 +534,9 @@ def run_study(
             finished = sum(is_finished(t) for t in trials)
             running = sum(_state(t) == "RUNNING" for t in trials)
             if finished + running >= config.n_trials:
+                break
+            if is_grid and grid_exhausted(study, config):
+                bar.log(f"every point of the grid is evaluated ({finished} trials); the study is complete")
                 break
             with warnings.catch_warnings():  # "heartbeat is supposed to be used with optimize": we beat below
                 warnings.simplefilter("ignore", UserWarning)
