@@ -337,3 +337,27 @@ def test_grid_study_covers_the_grid_once_and_stops(tmp_path: Path) -> None:
     trials = load(config, tmp_path).get_trials()
     assert sorted((t.params["bits"], t.params["chunk_ms"]) for t in trials) == [(8, 160), (8, 320), (32, 160), (32, 320)]
     assert len(runner.calls) == 4 and summary.finished == 4
+
+
+def test_cli_search_simulated_resume_and_refusals(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from edgetune.cli import main
+
+    cfg_file = tmp_path / "s.yaml"
+    cfg_file.write_text(BASE.format(n=4))
+    d = tmp_path / "study"
+    args = ["search", "--config", str(cfg_file), "--study-dir", str(d), "--simulate", "--quiet"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "4/4 trials finished" in out and (d / "report" / "index.html").exists()
+    assert main(args + ["--n-trials", "6"]) == 0  # extend
+    assert "6/6 trials finished" in capsys.readouterr().out
+    cfg_file.write_text(BASE.format(n=6).replace("chunk_ms: [160, 320, 640]", "chunk_ms: [160, 320]"))
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "space.chunk_ms" in err and "different config" in err
+    cfg_file.write_text(BASE.format(n=6))
+    assert main(args[:-2] + ["--quiet"]) == 2  # real pipeline into a simulated study: refused
+    assert "simulated results" in capsys.readouterr().err
+    cfg_file.write_text(BASE.format(n=6) + "bogus: 1\n")
+    assert main(args) == 2
+    assert "bogus" in capsys.readouterr().err

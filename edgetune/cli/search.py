@@ -28,11 +28,14 @@ def register(subparsers) -> None:
     p.add_argument("--n-trials", type=int, default=None, help="override n_trials (raise it to extend a study)")
     p.add_argument("--no-report", action="store_true", help="do not write <study dir>/report/ at the end")
     p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.add_argument("--simulate", action="store_true",
+                   help="dry run: no training; synthetic results from a simple model of the knobs, to try a "
+                        "config, the resume logic and the report in seconds (the study is marked simulated)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgetune.search import load_config, run_study
+    from edgetune.search import SimulatedRunner, load_config, run_study
 
     config = load_config(args.config)
     changes = {}
@@ -43,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     if changes:
         config = config.from_dict({**config.to_dict(), **changes})  # validated like the file
     study_dir = Path(args.study_dir) if args.study_dir else Path("studies") / config.study_name
-    summary = run_study(config, study_dir, progress=not args.quiet)
+    runner = SimulatedRunner(seed=config.seed) if args.simulate else None
+    summary = run_study(config, study_dir, runner=runner, progress=not args.quiet)
     print(
         f"study {summary.study_name!r}: {summary.finished}/{summary.n_trials} trials finished "
         f"({summary.complete} complete, {summary.failed} failed, {summary.interrupted} interrupted"

@@ -63,7 +63,7 @@ class StudyProgress:
 
     def log(self, message: str) -> None:
         if self.enabled and self.console is not None:
-            self.console.print(message, highlight=False)
+            self.console.print(message, highlight=False, soft_wrap=True)
 
     def started(self, number: int, knobs_text: str) -> None:
         if self._progress is not None:

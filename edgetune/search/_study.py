@@ -229,6 +229,30 @@ def grid_exhausted(study: "optuna.Study", config: StudyConfig) -> bool:
     return len(seen) >= size
 
 
+RUNNER_ATTR = "edgetune_runner"
+
+
+def runner_kind(runner: Runner) -> str:
+    """``simulated`` for :class:`SimulatedRunner` (synthetic results), else ``pipeline``."""
+    from edgetune.search._simulated import SimulatedRunner
+
+    return "simulated" if isinstance(runner, SimulatedRunner) else "pipeline"
+
+
+def check_runner_kind(study: "optuna.Study", runner: Runner) -> None:
+    """Refuse to mix synthetic (simulated) and measured trials in one study."""
+    kind = runner_kind(runner)
+    saved = study.user_attrs.get(RUNNER_ATTR)
+    if saved is None:
+        study.set_user_attr(RUNNER_ATTR, kind)
+    elif saved != kind:
+        raise StudyError(
+            f"study {study.study_name!r} holds {saved} results and this run would add {kind} ones; "
+            f"mixing them makes the front meaningless. Fix: use a new --study-dir"
+            + (" (or drop --simulate)" if saved == "pipeline" else " (or add --simulate)")
+        )
+
+
 def default_runner() -> Runner:
     """``edgetune.pipeline.run_candidate``, or a StudyError saying the pipeline is missing."""
     try:
@@ -243,6 +267,16 @@ def default_runner() -> Runner:
 
 def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
+def _num(v: float) -> str:
+    """Compact: 0.3502, 206.7, 30.2k, 4.1M."""
+    a = abs(v)
+    if a >= 1e6:
+        return f"{v / 1e6:.3g}M"
+    if a >= 1e4:
+        return f"{v / 1e3:.3g}k"
+    return f"{v:.4g}"
 
 
 def _short(knobs: Knobs) -> str:
@@ -362,7 +396,7 @@ def run_trial(study: "optuna.Study", trial: "optuna.trial.Trial", ctx: _Context)
         return f"#{trial.number} FAIL {_short(knobs)}: {_fail(study, trial, exc)}"
     trial.set_user_attr("trial_seconds", seconds)
     study.tell(trial, values)
-    shown = ", ".join(f"{n}={v:.4g}" for n, v in zip(cfg.objectives, values))
+    shown = ", ".join(f"{n} {_num(v)}" for n, v in zip(cfg.objectives, values))
     return f"#{trial.number} ok   {_short(knobs)} -> {shown}{'' if feasible else ' (over budget)'} [{seconds:.0f}s]"
 
 
@@ -405,7 +439,7 @@ def _reuse(study: "optuna.Study", trial: "optuna.trial.Trial", original: Any, kn
         study.tell(trial, state=TrialState.PRUNED)
         return f"#{trial.number} same {_short(knobs)} as #{original.number}: rejected before training (reused)"
     study.tell(trial, list(original.values))
-    shown = ", ".join(f"{n}={v:.4g}" for n, v in zip(ctx.config.objectives, original.values))
+    shown = ", ".join(f"{n} {_num(v)}" for n, v in zip(ctx.config.objectives, original.values))
     return f"#{trial.number} same {_short(knobs)} as #{original.number} -> {shown} (result reused)"
 
 
@@ -518,6 +552,7 @@ def run_study(
     else:
         measurer = None
     study = open_study(config, paths)
+    check_runner_kind(study, runner)
     trials = study.get_trials(deepcopy=False)
     done = sum(is_finished(t) for t in trials)
     with StudyProgress(total=config.n_trials, done=done, enabled=progress, title=config.study_name) as bar:
