@@ -18,7 +18,7 @@ from edgetune.errors import ArtifactError, ConfigError
 from edgetune.search._files import atomic_copy, atomic_write_text, sha256_file
 from edgetune.search._metrics import METRICS, metric_values
 from edgetune.search._storage import StudyPaths, load_study_dir
-from edgetune.search._study import ATTR_DUPLICATE, front_numbers
+from edgetune.search._trials import ATTR_DUPLICATE, front_numbers
 
 CARD_FORMAT = "edgetune-model-card/1"
 

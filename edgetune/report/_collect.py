@@ -15,7 +15,7 @@ from edgetune.knobs import Knobs
 from edgetune.report._pareto import derive_reference_point, hypervolume, hypervolume_history, pareto_front
 from edgetune.search._config import StudyConfig
 from edgetune.search._metrics import METRICS, metric_values
-from edgetune.search._study import ATTR_DUPLICATE, ATTR_RETRY_OF, is_interrupted
+from edgetune.search._trials import ATTR_DUPLICATE, ATTR_RETRY_OF, is_interrupted
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna

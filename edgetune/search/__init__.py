@@ -24,15 +24,9 @@ from edgetune.search._metrics import METRICS, Budget, Metric, metric_values
 from edgetune.search._simulated import SimulatedRunner
 from edgetune.search._space import DOMAINS, Choice, Fixed, FloatRange, KeyConfigError, KnobDomain, KnobSpec, SearchSpace
 from edgetune.search._storage import StudyPaths, load_study_dir, open_study
-from edgetune.search._study import (
-    StudySummary,
-    TrialScheduler,
-    front_numbers,
-    is_finished,
-    is_interrupted,
-    recover_interrupted,
-    run_study,
-)
+from edgetune.search._config import SchedulerConfig
+from edgetune.search._study import StudySummary, TrialScheduler, run_study
+from edgetune.search._trials import front_numbers, is_finished, is_interrupted, recover_interrupted
 
 __all__ = [
     "CONFIG_VERSION",
@@ -50,6 +44,7 @@ __all__ = [
     "ReportConfig",
     "SamplerConfig",
     "SamplerName",
+    "SchedulerConfig",
     "SearchSpace",
     "SimulatedRunner",
     "StudyConfig",

@@ -106,8 +106,6 @@ def _rdb_storage(url: str, attempts: int = 6) -> "optuna.storages.RDBStorage":
 
 def open_storage(config: StudyConfig, paths: StudyPaths) -> "optuna.storages.BaseStorage":
     """The Optuna storage of a study (journal file by default), or a StudyError naming the URL."""
-    import optuna
-
     if config.storage is None:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 

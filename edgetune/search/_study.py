@@ -21,14 +21,11 @@ candidate before training (e.g. latency-first rejection with an untrained model)
 from __future__ import annotations
 
 import math
-import os
 import shutil
-import socket
 import time
 import traceback
 import warnings
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
@@ -48,27 +45,31 @@ from edgetune.search._fidelity import (
 from edgetune.search._files import sha256_file
 from edgetune.search._metrics import METRICS, metric_values
 from edgetune.search._progress import StudyProgress
+from edgetune.search._samplers import grid_exhausted, make_sampler
 from edgetune.search._storage import StudyPaths, json_safe, open_study
+from edgetune.search._trials import (
+    ATTR_ARTIFACT,
+    ATTR_BASELINE,
+    ATTR_DUPLICATE,
+    ATTR_FAIL,
+    ATTR_FAIL_TYPE,
+    ATTR_INTERRUPTED,
+    ATTR_RETRY_OF,
+    ATTR_SHA,
+    ATTR_WORKER,
+    Heartbeat,
+    _state,
+    front_numbers,
+    is_finished,
+    is_interrupted,
+    recover_interrupted,
+    worker_info,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
 
 Runner = Callable[..., dict]
-_STALE_WITHOUT_WORKER = timedelta(minutes=10)
-
-# user attribute keys written by the study loop (the runner's result keys are stored beside them)
-ATTR_WORKER = "worker"
-ATTR_ARTIFACT = "artifact"
-ATTR_SHA = "sha256"
-ATTR_FAIL = "fail_reason"
-ATTR_FAIL_TYPE = "fail_type"
-ATTR_INTERRUPTED = "interrupted"
-ATTR_RETRY_OF = "retry_of"
-ATTR_BASELINE = "baseline"
-ATTR_STOPPED = STOPPED_AT_RUNG_ATTR
-ATTR_DUPLICATE = "duplicate_of"
-#: attributes that describe one run of a trial, not its candidate (never copied to a duplicate)
-_RUN_ATTRS = {ATTR_WORKER, ATTR_RETRY_OF, ATTR_BASELINE, ATTR_DUPLICATE, ATTR_INTERRUPTED, "trial_seconds"}
 
 
 class TrialScheduler(Protocol):
@@ -98,135 +99,8 @@ class StudySummary:
     running_elsewhere: int = 0
 
 
-# ---- trial bookkeeping ---------------------------------------------------------------
-
-
-def _state(t: Any) -> str:
-    return t.state.name
-
-
-def is_interrupted(t: Any) -> bool:
-    """FAIL without a reason from the runner: killed, Ctrl-C, or failed by a stale heartbeat."""
-    return _state(t) == "FAIL" and (bool(t.user_attrs.get(ATTR_INTERRUPTED)) or ATTR_FAIL not in t.user_attrs)
-
-
-def is_finished(t: Any) -> bool:
-    """Counts toward ``n_trials``: complete, pruned, or failed for a reason of its own."""
-    return _state(t) in ("COMPLETE", "PRUNED") or (_state(t) == "FAIL" and not is_interrupted(t))
-
-
-def worker_info() -> dict[str, Any]:
-    import psutil
-
-    return {"host": socket.gethostname(), "pid": os.getpid(), "started": psutil.Process().create_time()}
-
-
-def _worker_is_dead(w: Any) -> bool | None:
-    """True/False for a worker on this host; None when it cannot be told (another host)."""
-    import psutil
-
-    if not isinstance(w, dict) or w.get("host") != socket.gethostname():
-        return None
-    try:
-        proc = psutil.Process(int(w["pid"]))
-        return abs(proc.create_time() - float(w["started"])) > 1e-3
-    except (psutil.NoSuchProcess, KeyError, ValueError, TypeError):
-        return True
-
-
-def recover_interrupted(study: "optuna.Study", log: Callable[[str], None] = lambda m: None) -> list[int]:
-    """Fail trials left RUNNING by dead workers and re-enqueue every interrupted configuration once.
-
-    Returns the numbers of the trials re-enqueued.
-    """
-    import optuna
-    from optuna.trial import TrialState
-
-    if isinstance(study._storage, optuna.storages.RDBStorage):  # heartbeat-enabled storages
-        optuna.storages.fail_stale_trials(study)
-    now = datetime.now()
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        w = t.user_attrs.get(ATTR_WORKER)
-        dead = _worker_is_dead(w)
-        if dead is None and w is None and t.datetime_start and now - t.datetime_start > _STALE_WITHOUT_WORKER:
-            dead = True
-        if dead:
-            study.tell(t.number, state=TrialState.FAIL)
-            log(f"trial #{t.number} was left running by a dead process; marked failed (interrupted)")
-        elif dead is None:
-            log(f"trial #{t.number} is running on {w.get('host') if isinstance(w, dict) else '?'}; left alone")
-    trials = study.get_trials(deepcopy=False)
-    retried = {t.user_attrs.get(ATTR_RETRY_OF) for t in trials}
-    requeued = []
-    for t in trials:
-        if is_interrupted(t) and t.number not in retried and t.params:
-            attrs = {ATTR_RETRY_OF: t.number}
-            if t.user_attrs.get(ATTR_BASELINE):
-                attrs[ATTR_BASELINE] = True
-            study.enqueue_trial(dict(t.params), user_attrs=attrs)
-            requeued.append(t.number)
-            log(f"trial #{t.number} was interrupted; its configuration is queued again")
-    return requeued
-
-
-def make_sampler(config: StudyConfig, n_existing: int) -> "optuna.samplers.BaseSampler":
-    """The configured sampler. Its seed is ``seed + trials so far``: deterministic for a given
-    history, yet a resumed run does not replay the random stream of the first run."""
-    import optuna
-
-    seed = config.seed + n_existing
-    s = config.sampler
-    if s.name is SamplerName.NSGA2:
-        return optuna.samplers.NSGAIISampler(population_size=s.population_size, seed=seed)
-    if s.name is SamplerName.NSGA3:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.NSGAIIISampler(population_size=s.population_size, seed=seed)
-    if s.name is SamplerName.TPE:
-        return optuna.samplers.TPESampler(n_startup_trials=s.n_startup_trials, seed=seed)
-    if s.name is SamplerName.GP:
-        return optuna.samplers.GPSampler(n_startup_trials=s.n_startup_trials, seed=seed)
-    if s.name is SamplerName.RANDOM:
-        return optuna.samplers.RandomSampler(seed=seed)
-    if s.name is SamplerName.GRID:
-        return _GridSampler(config.space.grid(), seed=seed)
-    raise ConfigError(f"sampler.name {s.name!r} has no sampler")  # pragma: no cover
-
-
-def _grid_sampler_class() -> type:
-    import optuna
-
-    class GridSampler(optuna.samplers.GridSampler):
-        """Optuna's grid sampler, for ask-and-tell: its ``after_trial`` calls ``study.stop()``,
-        which raises outside ``study.optimize`` once the grid is done; the loop stops itself
-        (:func:`grid_exhausted`)."""
-
-        def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
-            try:
-                super().after_trial(study, trial, state, values)
-            except RuntimeError as exc:
-                if "Study.stop" not in str(exc):
-                    raise
-
-    return GridSampler
-
-
-def _GridSampler(grid: dict[str, list[Any]], seed: int) -> "optuna.samplers.BaseSampler":
-    return _grid_sampler_class()(grid, seed=seed)
-
-
-def grid_exhausted(study: "optuna.Study", config: StudyConfig) -> bool:
-    """True once every point of the grid has a finished trial (then the grid study is done)."""
-    grid = config.space.grid()
-    size = 1
-    for values in grid.values():
-        size *= len(values)
-    seen = {
-        tuple(t.params.get(k) for k in grid)
-        for t in study.get_trials(deepcopy=False)
-        if is_finished(t) and all(k in t.params for k in grid)
-    }
-    return len(seen) >= size
+#: attributes that describe one run of a trial, not its candidate (never copied to a duplicate)
+_RUN_ATTRS = {ATTR_WORKER, ATTR_RETRY_OF, ATTR_BASELINE, ATTR_DUPLICATE, ATTR_INTERRUPTED, "trial_seconds"}
 
 
 RUNNER_ATTR = "edgetune_runner"
@@ -281,25 +155,6 @@ def _num(v: float) -> str:
 
 def _short(knobs: Knobs) -> str:
     return f"bits={knobs.bits} sp={knobs.sparsity:.2f} dm={knobs.depth_multiplier:.2f} chunk={knobs.chunk_ms}"
-
-
-def front_numbers(study: "optuna.Study") -> list[int]:
-    """Trial numbers on the feasible Pareto front of the study's complete trials.
-
-    A duplicate (same knobs as an earlier trial, result reused) is represented by its original.
-    """
-    from optuna.trial import TrialState
-
-    from edgetune.report._pareto import pareto_front
-
-    done = [
-        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if t.values and ATTR_DUPLICATE not in t.user_attrs
-    ]
-    if not done:
-        return []
-    feasible = [all(v <= 0 for v in t.constraints.values()) for t in done]
-    return [done[i].number for i in pareto_front([t.values for t in done], feasible)]
 
 
 # ---- one trial -----------------------------------------------------------------------
@@ -483,41 +338,6 @@ def _record(trial: "optuna.trial.Trial", result: dict, ctx: _Context, out_dir: P
 
 
 # ---- the loop ------------------------------------------------------------------------
-
-
-class Heartbeat:
-    """While a trial runs, record its heartbeat in a storage that supports one (RDB), so a
-    worker that dies on another machine is noticed (``fail_stale_trials``) and its trial retried."""
-
-    def __init__(self, study: "optuna.Study", trial: "optuna.trial.Trial") -> None:
-        import threading
-
-        storage = study._storage
-        self._interval = getattr(storage, "heartbeat_interval", None)
-        self._beat = getattr(storage, "record_heartbeat", None)
-        self._trial_id = trial._trial_id
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True) if self._interval and self._beat else None
-
-    def _run(self) -> None:
-        while True:
-            try:
-                self._beat(self._trial_id)
-            except Exception:  # a missed beat is retried; the trial itself goes on
-                pass
-            if self._stop.wait(self._interval):
-                return
-
-    def __enter__(self) -> "Heartbeat":
-        if self._thread is not None:
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-
 
 
 def run_study(

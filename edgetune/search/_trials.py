@@ -1,0 +1,176 @@
+"""Trial bookkeeping shared by the study loop, the report and export: which trials count as
+finished, which were interrupted, how a dead worker's trial is recovered, and the front.
+
+A trial counts toward ``n_trials`` when it is COMPLETE, PRUNED (stopped early or rejected
+before training), or FAIL for a reason of its own (``fail_reason``). A FAIL without a reason, or
+with ``interrupted``, was cut short (SIGKILL, Ctrl-C, a stale heartbeat): its configuration is
+enqueued once more (``retry_of``) and it does not count.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Callable
+
+from edgetune.search._fidelity import STOPPED_AT_RUNG_ATTR
+
+if TYPE_CHECKING:  # pragma: no cover
+    import optuna
+
+_STALE_WITHOUT_WORKER = timedelta(minutes=10)
+
+# user attribute keys written by the study loop (the runner's result keys are stored beside them)
+ATTR_WORKER = "worker"
+ATTR_ARTIFACT = "artifact"
+ATTR_SHA = "sha256"
+ATTR_FAIL = "fail_reason"
+ATTR_FAIL_TYPE = "fail_type"
+ATTR_INTERRUPTED = "interrupted"
+ATTR_RETRY_OF = "retry_of"
+ATTR_BASELINE = "baseline"
+ATTR_STOPPED = STOPPED_AT_RUNG_ATTR
+ATTR_DUPLICATE = "duplicate_of"
+
+
+def _state(t: Any) -> str:
+    return t.state.name
+
+
+def is_interrupted(t: Any) -> bool:
+    """FAIL without a reason from the runner: killed, Ctrl-C, or failed by a stale heartbeat."""
+    return _state(t) == "FAIL" and (bool(t.user_attrs.get(ATTR_INTERRUPTED)) or ATTR_FAIL not in t.user_attrs)
+
+
+def is_finished(t: Any) -> bool:
+    """Counts toward ``n_trials``: complete, pruned, or failed for a reason of its own."""
+    return _state(t) in ("COMPLETE", "PRUNED") or (_state(t) == "FAIL" and not is_interrupted(t))
+
+
+def worker_info() -> dict[str, Any]:
+    import psutil
+
+    return {"host": socket.gethostname(), "pid": os.getpid(), "started": psutil.Process().create_time()}
+
+
+def _worker_is_dead(w: Any) -> bool | None:
+    """True/False for a worker on this host; None when it cannot be told (another host)."""
+    import psutil
+
+    if not isinstance(w, dict) or w.get("host") != socket.gethostname():
+        return None
+    try:
+        proc = psutil.Process(int(w["pid"]))
+        return abs(proc.create_time() - float(w["started"])) > 1e-3
+    except (psutil.NoSuchProcess, KeyError, ValueError, TypeError):
+        return True
+
+
+def recover_interrupted(study: "optuna.Study", log: Callable[[str], None] = lambda m: None) -> list[int]:
+    """Fail trials left RUNNING by dead workers and re-enqueue every interrupted configuration once.
+
+    Returns the numbers of the trials re-enqueued.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    if isinstance(study._storage, optuna.storages.RDBStorage):  # heartbeat-enabled storages
+        optuna.storages.fail_stale_trials(study)
+    now = datetime.now()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        w = t.user_attrs.get(ATTR_WORKER)
+        dead = _worker_is_dead(w)
+        if dead is None and w is None and t.datetime_start and now - t.datetime_start > _STALE_WITHOUT_WORKER:
+            dead = True
+        if dead:
+            study.tell(t.number, state=TrialState.FAIL)
+            log(f"trial #{t.number} was left running by a dead process; marked failed (interrupted)")
+        elif dead is None:
+            log(f"trial #{t.number} is running on {w.get('host') if isinstance(w, dict) else '?'}; left alone")
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get(ATTR_RETRY_OF) for t in trials}
+    requeued = []
+    for t in trials:
+        if is_interrupted(t) and t.number not in retried and t.params:
+            attrs = {ATTR_RETRY_OF: t.number}
+            if t.user_attrs.get(ATTR_BASELINE):
+                attrs[ATTR_BASELINE] = True
+            study.enqueue_trial(dict(t.params), user_attrs=attrs)
+            requeued.append(t.number)
+            log(f"trial #{t.number} was interrupted; its configuration is queued again")
+    return requeued
+
+
+def front_numbers(study: "optuna.Study") -> list[int]:
+    """Trial numbers on the feasible Pareto front of the study's complete trials.
+
+    A duplicate (same knobs as an earlier trial, result reused) is represented by its original.
+    """
+    from optuna.trial import TrialState
+
+    from edgetune.report._pareto import pareto_front
+
+    done = [
+        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.values and ATTR_DUPLICATE not in t.user_attrs
+    ]
+    if not done:
+        return []
+    feasible = [all(v <= 0 for v in t.constraints.values()) for t in done]
+    return [done[i].number for i in pareto_front([t.values for t in done], feasible)]
+
+
+
+class Heartbeat:
+    """While a trial runs, record its heartbeat in a storage that supports one (RDB), so a
+    worker that dies on another machine is noticed (``fail_stale_trials``) and its trial retried."""
+
+    def __init__(self, study: "optuna.Study", trial: "optuna.trial.Trial") -> None:
+        import threading
+
+        storage = study._storage
+        self._interval = getattr(storage, "heartbeat_interval", None)
+        self._beat = getattr(storage, "record_heartbeat", None)
+        self._trial_id = trial._trial_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True) if self._interval and self._beat else None
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self._beat(self._trial_id)
+            except Exception:  # a missed beat is retried; the trial itself goes on
+                pass
+            if self._stop.wait(self._interval):
+                return
+
+    def __enter__(self) -> "Heartbeat":
+        if self._thread is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+
+
+__all__ = [
+    "ATTR_ARTIFACT",
+    "ATTR_BASELINE",
+    "ATTR_DUPLICATE",
+    "ATTR_FAIL",
+    "ATTR_FAIL_TYPE",
+    "ATTR_INTERRUPTED",
+    "ATTR_RETRY_OF",
+    "ATTR_SHA",
+    "ATTR_STOPPED",
+    "ATTR_WORKER",
+    "Heartbeat",
+    "front_numbers",
+    "is_finished",
+    "is_interrupted",
+    "recover_interrupted",
+    "worker_info",
+]
