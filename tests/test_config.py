@@ -164,3 +164,16 @@ def test_diff_names_changed_keys() -> None:
 def test_shipped_configs_are_valid(name: str) -> None:
     cfg = load_config(REPO / "configs" / name)
     assert config_from_yaml(config_to_yaml(cfg)) == cfg
+
+
+def test_storage_password_is_never_saved(tmp_path: Path) -> None:
+    from edgetune.errors import StudyError
+    from edgetune.search import load_study_dir, save_config
+
+    cfg = config_from_yaml("storage: postgresql://me:s3cret@db.example/edgetune\n")
+    text = config_to_yaml(cfg)
+    assert "s3cret" not in text and "postgresql://me:***@db.example/edgetune" in text
+    assert cfg.diff(config_from_yaml(text)) == []  # a saved (masked) config still matches
+    save_config(cfg, tmp_path / "study.yaml")
+    with pytest.raises(StudyError, match="--storage"):
+        load_study_dir(tmp_path)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -255,8 +256,10 @@ class StudyConfig:
 
     # ---- dict / YAML round trip -------------------------------------------------------
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain data in the YAML layout (``from_dict(to_dict())`` is equal to ``self``)."""
+    def to_dict(self, *, mask: bool = False) -> dict[str, Any]:
+        """Plain data in the YAML layout (``from_dict(to_dict())`` is equal to ``self``).
+
+        ``mask=True`` hides a password in ``storage`` (for files and study attributes)."""
         d: dict[str, Any] = {
             "version": self.version,
             "study_name": self.study_name,
@@ -271,7 +274,7 @@ class StudyConfig:
             "target": self.target[0] if len(self.target) == 1 else list(self.target),
             "bench": dataclasses.asdict(self.bench),
             "sampler": {**dataclasses.asdict(self.sampler), "name": self.sampler.name.value},
-            "storage": self.storage,
+            "storage": mask_url(self.storage) if (mask and self.storage) else self.storage,
             "report": {"reference_point": dict(self.report.reference_point) if self.report.reference_point else None},
             "scheduler": dataclasses.asdict(self.scheduler),
             "precheck": self.precheck,
@@ -309,7 +312,7 @@ class StudyConfig:
 
     def diff(self, other: "StudyConfig", ignore: tuple[str, ...] = RESUMABLE_KEYS) -> list[str]:
         """Human-readable differences ``key: self -> other``, skipping ``ignore`` keys."""
-        a, b = _flatten(self.to_dict()), _flatten(other.to_dict())
+        a, b = _flatten(self.to_dict(mask=True)), _flatten(other.to_dict(mask=True))
         out = []
         for key in sorted(set(a) | set(b)):
             if key.split(".")[0].split("[")[0] in ignore:
@@ -317,6 +320,14 @@ class StudyConfig:
             if a.get(key, "<absent>") != b.get(key, "<absent>"):
                 out.append(f"{key}: {a.get(key, '<absent>')!r} -> {b.get(key, '<absent>')!r}")
         return out
+
+
+MASK = "***"
+
+
+def mask_url(url: str) -> str:
+    """Hide a password in a storage URL (printed and saved configs never hold one)."""
+    return re.sub(r"(://[^:/@]+:)[^@]+@", rf"\1{MASK}@", url)
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
@@ -396,7 +407,7 @@ def config_to_yaml(config: StudyConfig) -> str:
     import yaml
 
     header = "# edgetune study config (saved beside the results; edit n_trials to extend a study)\n"
-    return header + yaml.safe_dump(config.to_dict(), sort_keys=False, default_flow_style=None)
+    return header + yaml.safe_dump(config.to_dict(mask=True), sort_keys=False, default_flow_style=None)
 
 
 def save_config(config: StudyConfig, path: str | Path) -> None:
@@ -418,5 +429,6 @@ __all__ = [
     "config_from_yaml",
     "config_to_yaml",
     "load_config",
+    "mask_url",
     "save_config",
 ]

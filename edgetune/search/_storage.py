@@ -10,13 +10,12 @@ refused whichever of the two it meets first.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgetune.errors import ConfigError, StudyError
-from edgetune.search._config import StudyConfig, load_config, save_config
+from edgetune.search._config import MASK, StudyConfig, load_config, mask_url, save_config
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
@@ -54,11 +53,6 @@ class StudyPaths:
 
     def artifact(self, number: int) -> Path:
         return self.trial_dir(number) / "model.onnx"
-
-
-def mask_url(url: str) -> str:
-    """Hide a password in a storage URL before printing it."""
-    return re.sub(r"(://[^:/@]+:)[^@]+@", r"\1***@", url)
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -201,7 +195,7 @@ def open_study(config: StudyConfig, paths: StudyPaths, *, create: bool = True) -
                 study_name=config.study_name, storage=storage, directions=config.directions, load_if_exists=True
             )
             if CONFIG_ATTR not in study.user_attrs:
-                study.set_user_attr(CONFIG_ATTR, config.to_dict())
+                study.set_user_attr(CONFIG_ATTR, config.to_dict(mask=True))
         else:
             study = optuna.load_study(study_name=config.study_name, storage=storage)
     except KeyError:
@@ -239,6 +233,11 @@ def load_study_dir(study_dir: str | Path, storage: str | None = None) -> tuple[S
     config = load_config(paths.config)
     if storage is not None:
         config = config.replace(storage=storage)
+    elif config.storage and MASK in config.storage:
+        raise StudyError(
+            f"{paths.config} saves the storage URL without its password ({config.storage}). "
+            "Fix: pass the full URL with --storage (or use a password file such as ~/.pgpass)"
+        )
     return config, open_study(config, paths, create=False)
 
 
