@@ -102,16 +102,39 @@ def test_adb_found_on_path(device, tmp_path, monkeypatch):
     assert len(bench_model(model, _target(device), runs=3, warmup=0)["samples_ms"]) == 3
 
 
-def test_bench_models_interleaves_rounds(device, tmp_path):
+def _runner_models(device) -> list[list[str]]:
+    """The --model arguments of each runner invocation, in call order."""
+    import shlex
+
+    out = []
+    for c in _calls(device):
+        if c[2] == "shell" and "edgetune_runner.py" in c[3]:
+            words = shlex.split(c[3].split(" && ", 1)[1])
+            out.append([words[i + 1] for i, w in enumerate(words) if w == "--model"])
+    return out
+
+
+def test_bench_models_block_interleaving(device, tmp_path):
     from edgetune.bench import bench_models
 
     a = make_streaming_model(tmp_path / "a.onnx", width=32)
     b = make_streaming_model(tmp_path / "b.onnx", width=48)
-    ra, rb = bench_models([a, b], _target(device), rounds=3, runs=4, warmup=1)
+    ra, rb = bench_models([a, b], _target(device), rounds=3, runs=30, warmup=1, block=10)
     assert (ra["model"], rb["model"]) == ("a.onnx", "b.onnx")
-    assert len(ra["samples_ms"]) == 12 and ra["runs"] == 12 and len(ra["round_p50_ms"]) == 3
-    assert ra["size_bytes"] < rb["size_bytes"]
-    order = [c[3].split(" && ")[0].rsplit("/", 1)[-1] for c in _calls(device)
-             if c[2] == "shell" and "edgetune_runner.py" in c[3]]
-    assert order == ["m0", "m1", "m0", "m1", "m0", "m1"]
+    assert len(ra["samples_ms"]) == 90 and ra["runs"] == 90 and len(ra["round_p50_ms"]) == 3
+    assert ra["interleave"]["job"] == rb["interleave"]["job"] and ra["interleave"]["mode"] == "block"
+    assert ra["size_bytes"] < rb["size_bytes"] and ra["peak_rss_bytes"] > 0
+    # three rounds holding both models, then one short solo run each for peak RSS
+    both = ["m0/model.onnx", "m1/model.onnx"]
+    assert _runner_models(device) == [both, both, both, both[:1], both[1:]]
     assert list(device["tmp"].iterdir()) == []
+
+
+def test_bench_models_process_interleaving(device, tmp_path):
+    from edgetune.bench import bench_models
+
+    a = make_streaming_model(tmp_path / "a.onnx", width=32)
+    b = make_streaming_model(tmp_path / "b.onnx", width=48)
+    ra, rb = bench_models([a, b], _target(device), rounds=2, runs=4, warmup=1, interleave="process")
+    assert len(rb["samples_ms"]) == 8 and rb["interleave"]["mode"] == "process"
+    assert _runner_models(device) == [["m0/model.onnx"], ["m1/model.onnx"]] * 2

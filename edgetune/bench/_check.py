@@ -214,13 +214,14 @@ def check_regression(results: Results, baseline: Results, budget: dict[str, Any]
             floors["budgets"] = float(budget["noise_floor_pct"])
         if aa:
             floors["aa"] = noise_floor_from_aa(aa[0].samples, aa[1].samples, stat, n_boot=n_boot,
-                                               confidence=confidence, seed=seed)
+                                               confidence=confidence, seed=seed, **pairing(aa[0], aa[1]))
         floor = max(floors.values()) if floors else DEFAULT_NOISE_FLOOR_PCT
         source = max(floors, key=floors.get) if floors else "default"
         cmp = bootstrap_relative_diff(baseline.samples, results.samples, stat, n_boot=n_boot,
-                                      confidence=confidence, seed=seed)
+                                      confidence=confidence, seed=seed, **pairing(baseline, results))
         v = verdict(cmp, floor)
-        msg = (f"{stat} {cmp.baseline:.4g} -> {cmp.candidate:.4g} ms: {cmp.diff_pct:+.2f}% "
+        method = f"{'paired ' if cmp.paired else ''}block {cmp.block}"
+        msg = (f"{stat} {cmp.baseline:.4g} -> {cmp.candidate:.4g} ms: {cmp.diff_pct:+.2f}% ({method}) "
                f"[{100 * confidence:g}% CI {cmp.ci_low_pct:+.2f}%, {cmp.ci_high_pct:+.2f}%], "
                f"noise floor {floor:.2f}% ({source}) -> {v}")
         details = {**cmp.to_dict(), "noise_floor_pct": floor, "noise_floor_source": source, "verdict": v}
@@ -239,6 +240,19 @@ class CheckReport:
     @property
     def failed(self) -> int:
         return sum(o.status == "fail" for o in self.outcomes)
+
+
+def pairing(a: Results, b: Results) -> dict[str, Any]:
+    """Bootstrap settings for two results: paired blocks when both come from one interleaved job
+    (``bench_models`` block mode, same block size and sample count), else unpaired blocks."""
+    from edgetune.bench._stats import default_block
+
+    ia, ib = (a.bench or {}).get("interleave") or {}, (b.bench or {}).get("interleave") or {}
+    if (ia.get("mode") == "block" and ia.get("job") and ia.get("job") == ib.get("job")
+            and ia.get("block") == ib.get("block") and len(a.samples) == len(b.samples)
+            and len(a.samples) // int(ia["block"]) >= 2):
+        return {"block": int(ia["block"]), "paired": True}
+    return {"block": default_block(min(len(a.samples), len(b.samples))), "paired": False}
 
 
 def run_check(results_path: str, budgets_path: str | None = None, baseline_path: str | None = None,

@@ -20,6 +20,7 @@ import math
 import os
 import re
 import tempfile
+import uuid
 import zlib
 from pathlib import Path
 from typing import Any
@@ -61,13 +62,19 @@ def bench_model(model_path: str | os.PathLike, target: str = "local", *, threads
 
 
 def bench_models(model_paths: list[str | os.PathLike], target: str = "local", *, rounds: int = 3,
-                 **settings: Any) -> list[dict[str, Any]]:
-    """Bench several models **interleaved** on one target: ``rounds`` times, each model in turn.
+                 interleave: str = "block", block: int = 20, **settings: Any) -> list[dict[str, Any]]:
+    """Bench several models **interleaved** on one target, ``rounds`` times; one result per model.
 
-    This is how to compare a candidate with its baseline on a noisy device: slow drift
-    (thermal state, frequency, other tenants) hits both alike instead of whichever ran last.
-    Returns one :func:`bench_model`-style result per model, in order, with pooled samples and
-    the per-round p50s in ``round_p50_ms``. ``settings`` are bench_model's keyword arguments.
+    This is how to compare a candidate with its baseline on a noisy device: drift (clock
+    steps, heat, other tenants) hits both alike instead of whichever ran last.
+
+    * ``interleave="block"`` (Python runner): each round is one runner process holding every
+      model, alternating every ``block`` chunk steps; ``edgetune check`` then compares the two
+      results block by block (a paired test). Peak RSS comes from a short solo run per model.
+    * ``interleave="process"``: each round runs one runner process per model, in turn.
+
+    Results carry pooled samples, per-round p50s (``round_p50_ms``) and ``interleave`` {job,
+    mode, block, rounds, index}. ``settings`` are :func:`bench_model`'s keyword arguments.
     """
     threads, runs, warmup = settings.get("threads", 1), settings.get("runs", 200), settings.get("warmup", 20)
     cores, timeout_s, runner = settings.get("cores"), settings.get("timeout_s", 600), settings.get("runner", "python")
@@ -77,9 +84,15 @@ def bench_models(model_paths: list[str | os.PathLike], target: str = "local", *,
         raise ConfigError(f"unknown bench setting(s) {sorted(unknown)}")
     if not model_paths:
         raise ConfigError("bench_models needs at least one model path")
-    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
-        raise ConfigError(f"rounds must be an integer >= 1, but got {rounds!r}")
+    for name, value in (("rounds", rounds), ("block", block)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be an integer >= 1, but got {value!r}")
+    if interleave not in ("block", "process"):
+        raise ConfigError(f"interleave must be 'block' or 'process', but got {interleave!r}")
     _check_settings(threads=threads, runs=runs, warmup=warmup, timeout_s=timeout_s, runner=runner, cores=cores)
+    mode = "block" if interleave == "block" and runner == "python" and len(model_paths) > 1 else "process"
+    if mode == "block":
+        runs = -(-runs // block) * block  # whole blocks, so samples pair up block by block
     models = []
     for model_path in model_paths:
         path = Path(model_path)
@@ -90,38 +103,48 @@ def bench_models(model_paths: list[str | os.PathLike], target: str = "local", *,
             "chunk_ms": float(meta.get("chunk_ms") or 0.0), "knobs": meta.get("knobs")}))
     transport = parse_target(target)
     per_model: list[list[dict[str, Any]]] = [[] for _ in models]
+    run = dict(threads=threads, warmup=warmup, cores=cores, timeout_s=timeout_s,
+               features=bool(settings.get("features")), seed=settings.get("seed", 0))
     with transport.session() as remote_dir:
         if runner == "python":
             transport.push(str(RUNNER_PATH), f"{remote_dir}/{REMOTE_RUNNER}")
             if settings.get("features"):
                 transport.push(settings["features"], f"{remote_dir}/features.npy")
-        dirs = []
         for i, (path, external, _) in enumerate(models):
-            sub = f"{remote_dir}/m{i}"
-            res = transport.run(["mkdir", sub], SETUP_TIMEOUT_S, what="make a model directory")
+            res = transport.run(["mkdir", f"m{i}"], SETUP_TIMEOUT_S, cwd=remote_dir, what="make a model directory")
             if res.returncode != 0:
-                raise TargetError(f"{transport.target}: could not make {sub}: {res.stderr.strip()}")
-            transport.push(str(path), f"{sub}/{REMOTE_MODEL}")
+                raise TargetError(f"{transport.target}: could not make {remote_dir}/m{i}: {res.stderr.strip()}")
+            transport.push(str(path), f"{remote_dir}/m{i}/{REMOTE_MODEL}")
             for name in external:
-                transport.push(str(path.parent / name), f"{sub}/{name}")
-            dirs.append(sub)
+                transport.push(str(path.parent / name), f"{remote_dir}/m{i}/{name}")
+        names = [f"m{i}/{REMOTE_MODEL}" for i in range(len(models))]
         for _ in range(rounds):
+            if mode == "block":
+                for i, device in enumerate(_run_python_runner(transport, remote_dir, names, runs=runs,
+                                                              block=block, **run)):
+                    per_model[i].append(device)
+                continue
             for i, (_, _, host_side) in enumerate(models):
                 if runner == "python":
-                    device = _run_python_runner(transport, dirs[i], threads=threads, runs=runs, warmup=warmup,
-                                                cores=cores, timeout_s=timeout_s,
-                                                features=bool(settings.get("features")), seed=settings.get("seed", 0))
+                    device = _run_python_runner(transport, remote_dir, [names[i]], runs=runs, **run)[0]
                 else:
-                    device = _run_perf_test(transport, dirs[i], perf_test=settings.get("perf_test"), threads=threads,
-                                            runs=runs, cores=cores, timeout_s=timeout_s,
+                    device = _run_perf_test(transport, f"{remote_dir}/m{i}", perf_test=settings.get("perf_test"),
+                                            threads=threads, runs=runs, cores=cores, timeout_s=timeout_s,
                                             chunk_ms=host_side["chunk_ms"])
                 per_model[i].append(device)
+        solo_rss = ([_run_python_runner(transport, remote_dir, [name], **{**run, "warmup": 1}, runs=2)[0]
+                     for name in names] if mode == "block" else None)
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    job = uuid.uuid4().hex
     results = []
-    for (_, _, host_side), devices in zip(models, per_model):
+    for i, ((_, _, host_side), devices) in enumerate(zip(models, per_model)):
         result = {**_pool_rounds(devices, host_side["chunk_ms"]), **host_side}
+        if solo_rss:
+            result.update({k: solo_rss[i].get(k) for k in ("peak_rss_bytes", "baseline_rss_bytes", "model_rss_bytes")})
         result.update(target=target, runner=runner, threads=threads, runs=runs * rounds, runs_per_round=runs,
-                      rounds=rounds, warmup=warmup, cores=cores, created=created)
+                      rounds=rounds, warmup=warmup, cores=cores, created=created,
+                      interleave={"job": job, "mode": mode, "block": block if mode == "block" else None,
+                                  "rounds": rounds, "index": i, "models": len(models)})
         results.append(result)
     return results
 
@@ -236,18 +259,21 @@ def _check_settings(*, threads: int, runs: int, warmup: int, timeout_s: float, r
 # ----------------------------------------------------------------------------- python runner
 
 
-def _run_python_runner(transport: Transport, model_dir: str, *, threads: int, runs: int, warmup: int,
-                       cores: str | None, timeout_s: float, features: bool, seed: int) -> dict[str, Any]:
-    """Run the pushed runner (in the parent of ``model_dir``) on ``model_dir/model.onnx``."""
-    argv = [transport.python, f"../{REMOTE_RUNNER}", "--model", REMOTE_MODEL, "--threads", str(threads),
-            "--runs", str(runs), "--warmup", str(warmup), "--seed", str(seed),
+def _run_python_runner(transport: Transport, remote_dir: str, models: list[str], *, threads: int, runs: int,
+                       warmup: int, cores: str | None, timeout_s: float, features: bool, seed: int,
+                       block: int = 20) -> list[dict[str, Any]]:
+    """Run the pushed runner in ``remote_dir`` on ``models`` (relative paths); one result per model."""
+    argv = [transport.python, REMOTE_RUNNER, "--threads", str(threads), "--runs", str(runs),
+            "--warmup", str(warmup), "--seed", str(seed), "--block", str(block),
             # the runner stops itself a little before the host gives up, so nothing lingers on the device
             "--max-seconds", f"{max(1.0, timeout_s - 2.0):g}"]
+    for model in models:
+        argv += ["--model", model]
     if cores:
         argv += ["--cores", cores]
     if features:
-        argv += ["--features", "../features.npy"]
-    res = transport.run(argv, timeout_s, cwd=model_dir, what="run the latency runner")
+        argv += ["--features", "features.npy"]
+    res = transport.run(argv, timeout_s, cwd=remote_dir, what="run the latency runner")
     events = parse_events(res.stdout)
     final = events[-1] if events else None
     if final is None or final.get("type") != "result" or res.returncode != 0:
@@ -258,11 +284,11 @@ def _run_python_runner(transport: Transport, model_dir: str, *, threads: int, ru
                           f"line ({transport.python} {REMOTE_RUNNER}): {' | '.join(detail)}. Fix: check that "
                           f"{transport.python!r} exists on the device with numpy and onnxruntime installed "
                           f"(set python=... in the target or $EDGETUNE_REMOTE_PYTHON)")
-    final = dict(final)
-    final.pop("type")
-    for key in ("runs", "warmup", "threads", "cores"):  # the harness reports these itself
-        final.pop(key, None)
-    return final
+    results = final["results"] if "results" in final else [{k: v for k, v in final.items() if k != "type"}]
+    for r in results:
+        for key in ("runs", "warmup", "threads", "cores"):  # the harness reports these itself
+            r.pop(key, None)
+    return results
 
 
 def parse_events(stdout: str) -> list[dict[str, Any]]:

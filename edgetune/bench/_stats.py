@@ -5,7 +5,12 @@ than the baseline's, by more than run-to-run noise?
 
 1. **Significance** (within-run sampling noise): a seeded percentile bootstrap of the
    relative difference ``(stat(candidate) - stat(baseline)) / stat(baseline)`` in percent,
-   for ``stat`` = median (p50) or p90. Both sample sets are resampled independently.
+   for ``stat`` = median (p50) or p90. Samples are time-ordered and neighbours are
+   correlated (a slow stretch of the device slows a run of steps), so whole blocks of
+   consecutive samples are resampled (a block bootstrap; ``block=1`` is the plain one).
+   When both sets were measured interleaved in one process (``bench_models``, block mode),
+   block *i* of the baseline and block *i* of the candidate ran back to back, so the same
+   block indices are drawn for both (``paired=True``): drift common to both cancels.
    Significant when the confidence interval excludes 0.
 2. **Noise floor** (between-run noise the bootstrap cannot see: a new process, a new memory
    layout, another frequency step, a warmer chip): the same comparison on an A/A pair (the
@@ -39,6 +44,8 @@ class Comparison:
     ci_high_pct: float
     confidence: float
     n_boot: int
+    block: int = 1
+    paired: bool = False
 
     @property
     def significant(self) -> bool:
@@ -54,12 +61,20 @@ def _stat_of(samples: np.ndarray, stat: str, axis: int | None = None) -> np.ndar
     return np.percentile(samples, STATS[stat], axis=axis)
 
 
+def default_block(n: int) -> int:
+    """Block length for ``n`` time-ordered samples: 20, but at least 20 blocks."""
+    return max(1, min(20, n // 20))
+
+
 def bootstrap_relative_diff(baseline, candidate, stat: str = "p50", *, n_boot: int = 2000,
-                            confidence: float = 0.95, seed: int = 0) -> Comparison:
+                            confidence: float = 0.95, seed: int = 0, block: int = 1,
+                            paired: bool = False) -> Comparison:
     """Percentile-bootstrap CI of ``100 * (stat(candidate) - stat(baseline)) / stat(baseline)``.
 
-    Seeded (same inputs and seed -> same interval). Each of ``n_boot`` rounds resamples both
-    sets with replacement; the interval is the central ``confidence`` mass of the rounds.
+    Seeded (same inputs and seed -> same interval). Each of ``n_boot`` rounds resamples whole
+    blocks of ``block`` consecutive samples with replacement (a trailing partial block is
+    dropped); ``paired`` draws the same block indices for both sets, which must then have
+    the same length. The interval is the central ``confidence`` mass of the rounds.
     """
     a = np.asarray(baseline, dtype=np.float64)
     b = np.asarray(candidate, dtype=np.float64)
@@ -67,27 +82,38 @@ def bootstrap_relative_diff(baseline, candidate, stat: str = "p50", *, n_boot: i
         raise ValueError(f"need two 1-D sample sets of at least 2 values, got shapes {a.shape} and {b.shape}")
     if not 0.5 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0.5, 1), but got {confidence!r}")
+    if block < 1 or min(a.size, b.size) // block < 2:
+        raise ValueError(f"block must be >= 1 and leave >= 2 blocks, but got block={block} for {a.size}/{b.size} "
+                         f"samples")
+    if paired and a.size != b.size:
+        raise ValueError(f"paired comparison needs equal sample counts, got {a.size} and {b.size}")
     rng = np.random.default_rng(seed)
     base_stat, cand_stat = float(_stat_of(a, stat)), float(_stat_of(b, stat))
     if base_stat <= 0:
         raise ValueError(f"baseline {stat} must be positive to compare relatively, but got {base_stat}")
+    blocks_a = a[: a.size // block * block].reshape(-1, block)
+    blocks_b = b[: b.size // block * block].reshape(-1, block)
+    na, nb = len(blocks_a), len(blocks_b)
     diffs = np.empty(n_boot)
     chunk = max(1, 4_000_000 // max(a.size, b.size))  # bound memory: rounds per batch
     for start in range(0, n_boot, chunk):
         k = min(chunk, n_boot - start)
-        ra = _stat_of(a[rng.integers(0, a.size, (k, a.size))], stat, axis=1)
-        rb = _stat_of(b[rng.integers(0, b.size, (k, b.size))], stat, axis=1)
+        ia = rng.integers(0, na, (k, na))
+        ib = ia if paired else rng.integers(0, nb, (k, nb))
+        ra = _stat_of(blocks_a[ia].reshape(k, -1), stat, axis=1)
+        rb = _stat_of(blocks_b[ib].reshape(k, -1), stat, axis=1)
         diffs[start:start + k] = 100.0 * (rb - ra) / ra
     tail = 100.0 * (1.0 - confidence) / 2.0
     lo, hi = np.percentile(diffs, [tail, 100.0 - tail])
     return Comparison(stat, base_stat, cand_stat, 100.0 * (cand_stat - base_stat) / base_stat,
-                      float(lo), float(hi), confidence, n_boot)
+                      float(lo), float(hi), confidence, n_boot, block, paired)
 
 
 def noise_floor_from_aa(run_a, run_b, stat: str = "p50", *, n_boot: int = 2000, confidence: float = 0.95,
-                        seed: int = 0) -> float:
+                        seed: int = 0, block: int = 1, paired: bool = False) -> float:
     """The noise floor (percent) from an A/A pair: the farthest end of its bootstrap interval from 0."""
-    c = bootstrap_relative_diff(run_a, run_b, stat, n_boot=n_boot, confidence=confidence, seed=seed)
+    c = bootstrap_relative_diff(run_a, run_b, stat, n_boot=n_boot, confidence=confidence, seed=seed,
+                                block=block, paired=paired)
     return max(abs(c.ci_low_pct), abs(c.ci_high_pct))
 
 

@@ -250,8 +250,25 @@ def time_model(path: str, *, threads: int = 1, runs: int = 200, warmup: int = 20
     which includes the Python + numpy + ONNX Runtime baseline: ``baseline_rss_bytes`` is measured
     before the model is loaded so the model's own share (``model_rss_bytes``) is visible.
     """
+    return time_models([path], threads=threads, runs=runs, warmup=warmup, cores=cores, features=features,
+                       seed=seed, optimization=optimization, max_seconds=max_seconds)[0]
+
+
+def time_models(paths: list[str], *, threads: int = 1, runs: int = 200, warmup: int = 20, block: int = 20,
+                cores: list[int] | None = None, features: str | None = None, seed: int = 0,
+                optimization: str = "all", max_seconds: float | None = None) -> list[dict]:
+    """Time several models in this one process, alternating between them every ``block`` steps.
+
+    With one model this is plain sequential timing. With several, drift of the device (clock
+    steps, heat, other tenants) slower than a few blocks hits every model alike, so their
+    samples can be compared block by block (``edgetune check`` pairs them). ``runs`` is rounded
+    up to whole blocks. Peak RSS is then the shared process's, so it is reported per model only
+    when there is one model.
+    """
     if runs < 2:
         raise ValueError(f"runs must be >= 2 to compute percentiles, but got {runs}")
+    if block < 1:
+        raise ValueError(f"block must be >= 1, but got {block}")
     started = time.monotonic()
     if cores:
         os.sched_setaffinity(0, cores)
@@ -259,50 +276,66 @@ def time_model(path: str, *, threads: int = 1, runs: int = 200, warmup: int = 20
     emit("start", pid=os.getpid(), baseline_rss_bytes=baseline)
     fingerprint = device_fingerprint(cores)
     emit("fingerprint", **fingerprint)
-    t0 = time.perf_counter()
-    model = StreamingModel(path, threads=threads, optimization=optimization)
-    load_ms = (time.perf_counter() - t0) * 1000.0
-    emit("loaded", load_ms=load_ms, chunk_frames=model.chunk_frames, n_mels=model.n_mels)
-    chunks = _feature_chunks(model, features, runs + warmup, seed)
+    models, loads = [], []
+    for path in paths:
+        t0 = time.perf_counter()
+        models.append(StreamingModel(path, threads=threads, optimization=optimization))
+        loads.append((time.perf_counter() - t0) * 1000.0)
+        emit("loaded", model=path, load_ms=loads[-1], chunk_frames=models[-1].chunk_frames)
+    chunks = [_feature_chunks(m, features, runs + warmup, seed) for m in models]
+    steps = [0] * len(models)
 
-    samples: list[float] = []
+    def step(i: int) -> float:
+        j = steps[i] % len(chunks[i])
+        if j == 0:
+            models[i].reset()
+        t = time.perf_counter_ns()
+        models[i].step(chunks[i][j])
+        steps[i] += 1
+        return (time.perf_counter_ns() - t) / 1e6
+
+    if len(models) == 1:
+        block = runs
+    n_blocks = -(-runs // block)
+    samples: list[list[float]] = [[] for _ in models]
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for i in range(warmup + runs):
-            j = i % len(chunks)
-            if j == 0:
-                model.reset()
-            t = time.perf_counter_ns()
-            model.step(chunks[j])
-            dt = time.perf_counter_ns() - t
-            if i >= warmup:
-                samples.append(dt / 1e6)
-            elif i == warmup - 1:
-                emit("warmup_done", warmup=warmup)
-            if max_seconds is not None and time.monotonic() - started > max_seconds:
-                raise TimeoutError(f"runner stopped after {max_seconds:g} s ({i + 1} of {warmup + runs} steps); "
-                                   f"lower --runs or raise the timeout")
+        for i in range(len(models)):
+            for _ in range(warmup):
+                step(i)
+        emit("warmup_done", warmup=warmup)
+        for b in range(n_blocks):
+            for i in range(len(models)):
+                for _ in range(block):
+                    samples[i].append(step(i))
+                    if max_seconds is not None and time.monotonic() - started > max_seconds:
+                        raise TimeoutError(f"runner stopped after {max_seconds:g} s ({len(samples[i])} of "
+                                           f"{n_blocks * block} timed steps); lower --runs or raise the timeout")
     finally:
         if gc_was_enabled:
             gc.enable()
 
     peak = peak_rss_bytes()
-    chunk_ms = float(model.meta.get("chunk_ms") or 0.0)
-    latency = summarize(samples)
-    warnings = []
-    if runs < 1000:
-        warnings.append(f"p99 from {runs} samples rests on {max(1, runs // 100)} sample(s) above it; "
-                        f"use --runs >= 1000 for a stable p99")
-    return {
-        "schema": RESULT_SCHEMA, "runner": "python", "latency_ms": latency, "samples_ms": samples,
-        "rtf": latency["mean"] / chunk_ms if chunk_ms else None, "chunk_ms": chunk_ms,
-        "peak_rss_bytes": peak, "baseline_rss_bytes": baseline,
-        "model_rss_bytes": (peak - baseline) if peak is not None and baseline is not None else None,
-        "load_ms": load_ms, "runs": runs, "warmup": warmup, "threads": threads, "cores": cores,
-        "optimization": optimization, "features": "file" if features else "random",
-        "fingerprint": fingerprint, "warnings": warnings,
-    }
+    results = []
+    for i, model in enumerate(models):
+        chunk_ms = float(model.meta.get("chunk_ms") or 0.0)
+        latency = summarize(samples[i])
+        n = len(samples[i])
+        warnings = [] if n >= 1000 else [
+            f"p99 from {n} samples rests on {max(1, n // 100)} sample(s) above it; use >= 1000 runs for a stable p99"]
+        solo = len(models) == 1
+        results.append({
+            "schema": RESULT_SCHEMA, "runner": "python", "latency_ms": latency, "samples_ms": samples[i],
+            "rtf": latency["mean"] / chunk_ms if chunk_ms else None, "chunk_ms": chunk_ms,
+            "peak_rss_bytes": peak if solo else None, "baseline_rss_bytes": baseline,
+            "model_rss_bytes": (peak - baseline) if solo and peak is not None and baseline is not None else None,
+            "shared_process_peak_rss_bytes": None if solo else peak,
+            "load_ms": loads[i], "runs": n, "warmup": warmup, "threads": threads, "cores": cores,
+            "block": None if solo else block, "optimization": optimization,
+            "features": "file" if features else "random", "fingerprint": fingerprint, "warnings": warnings,
+        })
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -312,7 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     ``{"type": "error", ...}``), 2 bad arguments.
     """
     p = argparse.ArgumentParser(description="edgetune on-device latency runner (numpy + onnxruntime only)")
-    p.add_argument("--model", required=True)
+    p.add_argument("--model", required=True, action="append",
+                   help="the model; repeat to time several, alternating every --block steps")
+    p.add_argument("--block", type=int, default=20, help="steps per model before switching (several models)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--runs", type=int, default=200)
     p.add_argument("--warmup", type=int, default=20)
@@ -323,13 +358,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-seconds", type=float, default=None, help="stop with an error after this long")
     args = p.parse_args(argv)
     try:
-        result = time_model(args.model, threads=args.threads, runs=args.runs, warmup=args.warmup,
-                            cores=parse_cores(args.cores), features=args.features, seed=args.seed,
-                            optimization=args.optimization, max_seconds=args.max_seconds)
+        results = time_models(args.model, threads=args.threads, runs=args.runs, warmup=args.warmup,
+                              block=args.block, cores=parse_cores(args.cores), features=args.features,
+                              seed=args.seed, optimization=args.optimization, max_seconds=args.max_seconds)
     except Exception as exc:  # report every failure as a JSON line the transport can carry back
         emit("error", error=type(exc).__name__, message=str(exc))
         return 1
-    emit("result", **result)
+    if len(results) == 1:
+        emit("result", **results[0])
+    else:
+        emit("result", results=results)
     return 0
 
 

@@ -35,6 +35,8 @@ def register(subparsers) -> None:
                    help="start the runner this many times and pool the samples (default 1)")
     p.add_argument("--baseline-model", default=None, metavar="BASE.onnx",
                    help="also bench this model, alternating with MODEL round by round (same job, same drift)")
+    p.add_argument("--block", type=int, default=20,
+                   help="with --baseline-model: chunk steps per model before switching (default 20)")
     p.add_argument("--baseline-json", default=None, metavar="BASE.json",
                    help="where to write the baseline model's result (needs --baseline-model)")
     p.add_argument("--json", dest="json_out", default=None, metavar="OUT.json", help="write the full result here")
@@ -48,9 +50,9 @@ def run(args: argparse.Namespace) -> int:
     if bool(args.baseline_model) != bool(args.baseline_json):
         raise ConfigError("--baseline-model and --baseline-json go together: the baseline's result needs a file")
     models = [args.model] + ([args.baseline_model] if args.baseline_model else [])
-    results = bench_models(models, args.target, rounds=args.rounds, threads=args.threads, runs=args.runs,
-                           warmup=args.warmup, cores=args.cores, timeout_s=args.timeout, runner=args.runner,
-                           features=args.features, perf_test=args.perf_test)
+    results = bench_models(models, args.target, rounds=args.rounds, block=args.block, threads=args.threads,
+                           runs=args.runs, warmup=args.warmup, cores=args.cores, timeout_s=args.timeout,
+                           runner=args.runner, features=args.features, perf_test=args.perf_test)
     for result, out in zip(results, [args.json_out, args.baseline_json]):
         print(format_table(result))
         if out:
