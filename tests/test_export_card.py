@@ -57,7 +57,7 @@ def test_export_copies_verified_artifact_and_writes_card(study, tmp_path: Path) 
     assert card["source"]["trial"] == t.number
     assert card["pareto"]["feasible"] == (card["latency"]["latency_ms"] <= 250)
     md = (tmp_path / "export" / "phone.md").read_text()
-    assert "edgetune transcribe" in md and "onnxruntime" in md and done.sha256 in md
+    assert "edgetune transcribe " in md and "onnxruntime" in md and done.sha256 in md
     assert f"{ua['latency_ms']['p90']:.4g}" in md
     # the Python snippet in the card is valid Python
     compile(card["usage"]["python"], "snippet", "exec")

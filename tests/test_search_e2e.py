@@ -63,3 +63,21 @@ def test_real_study_report_and_export(tmp_path: Path) -> None:
     assert model.meta["knobs"]["bits"] == card["knobs"]["bits"]
     logits = model.run_utterance(np.full((3 * model.chunk_frames, model.n_mels), -5.0, np.float32))
     assert logits.shape[-1] == len(model.meta["vocabulary"]) and np.isfinite(logits).all()
+
+    # the model card's Python snippet runs as written on a real WAV file
+    import contextlib
+    import io
+    import os
+
+    import soundfile as sf
+
+    sf.write(tmp_path / "audio.wav", (np.random.default_rng(0).standard_normal(16000) * 0.01).astype(np.float32), 16000)
+    cwd, buf = os.getcwd(), io.StringIO()
+    os.chdir(tmp_path)
+    try:
+        with contextlib.redirect_stdout(buf):
+            exec(compile(card["usage"]["python"], "card-snippet", "exec"), {})
+    finally:
+        os.chdir(cwd)
+    assert buf.getvalue().endswith("\n")  # printed a transcript line (maybe empty for noise)
+    assert card["usage"]["cli"] == f"edgetune transcribe {out} audio.wav"

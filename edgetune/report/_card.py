@@ -136,7 +136,7 @@ def build_card(config: Any, study: Any, t: Any, out: Path, sha: str, paths: Stud
         "size": {k: ua.get(k) for k in ("size_bytes", "gzip_bytes", "peak_rss_bytes")},
         "training": {**config.train.to_dict(), "train_seconds": ua.get("train_seconds"), "family": config.family},
         "usage": {
-            "cli": f"edgetune transcribe --model {out} audio.wav",
+            "cli": f"edgetune transcribe {out} audio.wav",
             "python": python_snippet(str(out)),
         },
     }
