@@ -1,6 +1,6 @@
 """How reliable is ``edgetune check`` on this host? A/A spread, detection rate, false alarms.
 
-One bounded run (about 4-5 minutes on 2 cores), all through the real harness (runner
+One bounded run (about 5 minutes on 2 cores), all through the real harness (runner
 subprocesses, real ONNX Runtime sessions, ``target="local"``):
 
 1. Calibrate a genuinely ~10% slower model: the same toy streaming architecture slightly
@@ -21,7 +21,7 @@ Rates are given per statistic (p50, p90, either) for a sweep of noise floors. Wr
 ``benchmarks/results/regression-<host>.json``. Goals: A/A CV <= 3%, detection >= 95%,
 false alarms <= 5%; ``goals_met`` says which were met (for the default rule of check).
 
-    PYTHONPATH=. python benchmarks/bench_regression.py [--n 16] [--jobs 10] [--rounds 3]
+    PYTHONPATH=. python benchmarks/bench_regression.py [--n 16] [--jobs 20] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ FLOORS = (0.0, 2.0, 3.0, 5.0, 10.0)
 STATS = ("p50", "p90")
 
 
-def interleaved_ratio(base: Path, cand: Path, blocks: int = 30, steps: int = 50) -> float:
+def interleaved_ratio(base: Path, cand: Path, blocks: int = 60, steps: int = 50) -> float:
     """Median over blocks of median(cand step) / median(base step), both sessions in one process."""
     a, b = StreamingModel(str(base)), StreamingModel(str(cand))
     x = np.random.default_rng(0).standard_normal((a.chunk_frames, a.n_mels)).astype(np.float32)
@@ -98,7 +98,7 @@ def default_rule(table: dict) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=16, help="separate bench runs per model (default 16)")
-    ap.add_argument("--jobs", type=int, default=10, help="interleaved jobs per kind, A/B and A/A (default 10)")
+    ap.add_argument("--jobs", type=int, default=20, help="interleaved jobs per kind, A/B and A/A (default 20)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds per interleaved job (default 3)")
     ap.add_argument("--runs", type=int, default=300, help="timed chunk steps per runner process (default 300)")
     ap.add_argument("--warmup", type=int, default=30)
