@@ -214,7 +214,14 @@ def mode_throughput(a: argparse.Namespace, common: dict) -> None:
         n = a.trials_per_k * k if a.scale_trials else a.trials_per_k
         todo = [configs[i % len(configs)] for i in range(n)]
         ok = []
-        timing = run_pool(todo, k, {**common, "trials_dir": str(out / f"tp_k{k}")}, ok.append)
+
+        def on_row(row: dict, k: int = k) -> None:
+            ok.append(row)
+            _append(out / "throughput_rows.jsonl", {"k": k, **row})
+            if not row["ok"]:
+                print(f"[throughput] K={k} {row['id']} failed: {row['error'][:400]}", flush=True)
+
+        timing = run_pool(todo, k, {**common, "trials_dir": str(out / f"tp_k{k}")}, on_row)
         timing["failed"] = sum(1 for r in ok if not r["ok"])
         timing["train_seconds_mean"] = sum(r.get("train_seconds", 0) for r in ok) / max(1, len(ok))
         rows.append(timing)
