@@ -253,6 +253,30 @@ def test_asynchronous_decisions_follow_the_rule_at_arrival() -> None:
             assert stop == (not promoted_mask(np.array(seen), 3)[-1])
 
 
+def test_resume_order_and_resumed_trials_are_never_stopped() -> None:
+    study = _study()
+    sched = MOASHA(min_epochs=1, max_epochs=9, eta=3, min_peers=1)
+    # rung 0: trial 0 is best; 1 and 2 are stopped on arrival (n=2 and n=3 keep 1)
+    for vec in ([0.1, 100.0], [0.3, 300.0], [0.2, 200.0]):
+        _report(study, sched, vec)
+    assert [t.state.name for t in study.trials] == ["RUNNING", "PRUNED", "PRUNED"]
+    # trial 3 passes rung 0 (dominates all) and is stopped at rung 1 behind a better trial 4
+    t3 = study.ask()
+    assert sched.should_stop(study, t3, 1, [0.05, 90.0]) is False
+    t4 = study.ask()
+    assert sched.should_stop(study, t4, 1, [0.04, 80.0]) is False
+    assert sched.should_stop(study, t4, 3, [0.03, 80.0]) is False
+    assert sched.should_stop(study, t3, 3, [0.2, 90.0]) is True
+    study.tell(t3, state=optuna.trial.TrialState.PRUNED)
+    # deepest rung first, then the rule's order at rung 0: (0.2, 200) before (0.3, 300)
+    assert sched.resume_order(study) == [3, 2, 1]
+    study.enqueue_trial(study.trials[3].params, user_attrs={"resumed_from": 3})
+    again = study.ask()
+    assert sched.should_stop(study, again, 1, [9.0, 9999.0]) is False  # never stopped, nothing recorded
+    assert "rung_0" not in study.trials[again.number].user_attrs
+    assert sched.resume_order(study) == [2, 1]
+
+
 def test_precheck_rejects_before_training() -> None:
     budgets = Budgets(max_latency_ms=300.0, max_size_bytes=2_000_000)
     ok = precheck(budgets, latency_ms=250.0, size_bytes=1_000_000)

@@ -13,6 +13,7 @@ Light to import: numpy only; optuna is touched through the study/trial objects p
 from edgetune.schedulers._budgets import PRECHECK_ATTR, REJECTED_ATTR, Budgets, Verdict, precheck, record_precheck
 from edgetune.schedulers._moasha import (
     MOASHA,
+    RESUMED_FROM_ATTR,
     RUNG_ATTR,
     STOPPED_AT_EPOCH_ATTR,
     STOPPED_AT_RUNG_ATTR,
@@ -31,6 +32,7 @@ __all__ = [
     "MOASHA",
     "PRECHECK_ATTR",
     "REJECTED_ATTR",
+    "RESUMED_FROM_ATTR",
     "RUNG_ATTR",
     "STOPPED_AT_EPOCH_ATTR",
     "STOPPED_AT_RUNG_ATTR",

@@ -1,0 +1,807 @@
+"""Replay search strategies against a frozen table of measured configurations.
+
+Every configuration of a grid was trained and measured once (a GPU machine writes the table,
+schema in ``benchmarks/tables/README.md``). Here each strategy asks an Optuna sampler for
+configurations and "evaluates" them by table lookup on a simulated clock of GPU-seconds:
+
+* ``edgetune``: NSGA-II + latency-first rejection (the untrained candidate is measured,
+  ``measure_seconds``; over budget -> never trained) + MO-ASHA (a stopped trial costs only
+  the epochs it ran; its partial dev WER is seen by the scheduler only); once the sampler
+  has nothing new to propose, stopped configurations are retrained in full (from scratch,
+  ``train_gpu_seconds``), best first (``MOASHA.resume_order``);
+* ``nsga2``: Optuna NSGA-II, every trial trained fully;
+* ``motpe``: Optuna multi-objective TPE, every trial trained fully;
+* ``random``: random search, every trial trained fully.
+
+Same rules for all: objectives (test_wer, latency_ms), both minimised; the budgets are
+Optuna constraints (baselines learn a trial's latency after training it, edgetune before);
+a fully trained trial costs ``train_gpu_seconds + measure_seconds`` (export + latency
+measurement) whoever runs it; a configuration proposed again replays its recorded outcome at
+no cost (a memoised objective). The front at clock ``t`` is the non-dominated set of fully
+trained, feasible configurations finished by ``t``; the score is its hypervolume over the
+true front's (all feasible rows), with a declared reference point. Results: the HV fraction
+vs GPU-seconds over seeds (median, quartiles) and one-sided Mann-Whitney U tests.
+
+Usage::
+
+    python benchmarks/replay.py --table benchmarks/tables/grid.csv --out reports/replay --tune
+    python benchmarks/replay.py --synthetic --out runs/replay-synthetic     # development only
+
+``--tune`` picks edgetune's knobs (and the NSGA-II baseline's population size) on the tuning
+seeds (100-109 by default) and then reports on different seeds (0-9).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import itertools
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script from anywhere
+    sys.path.insert(0, str(REPO))
+
+from edgetune.errors import ConfigError, DataError  # noqa: E402
+from edgetune.report._pareto import hypervolume, pareto_mask  # noqa: E402
+from edgetune.schedulers import MOASHA, Budgets, precheck, record_precheck  # noqa: E402
+
+KNOBS = ("bits", "sparsity", "depth_multiplier", "chunk_ms")
+TAIL_COLUMNS = (
+    "test_wer",
+    "worst_group_wer",
+    "latency_ms",
+    "size_bytes",
+    "train_gpu_seconds",
+    "epoch_gpu_seconds",
+    "measure_seconds",
+)
+STRATEGIES = ("edgetune", "nsga2", "motpe", "random")
+BASELINES = STRATEGIES[1:]
+CHECKPOINTS = (0.15, 0.25)
+GOAL_FRACTION, GOAL_COST, GOAL_ALPHA = 0.95, 0.15, 0.1
+REF_FACTOR = 1.1  # reference point: 1.1 x the worst feasible value of each objective
+
+
+# ---- the table ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Table:
+    """A validated grid: one row per configuration, indexed by its knob tuple."""
+
+    df: pd.DataFrame
+    epochs: int
+    grid: dict[str, list[Any]]
+    source: str
+    kind: str  # "measured" | "synthetic"
+    sha256: str
+
+    @property
+    def total_cost(self) -> float:
+        """The grid's cost: the sum of ``train_gpu_seconds`` over all rows."""
+        return float(self.df["train_gpu_seconds"].sum())
+
+    def row(self, key: tuple) -> dict[str, float]:
+        """The row of one configuration as plain floats (``dev_wer`` is the per-epoch list)."""
+        return self._rows[key]
+
+    def dev_wer(self, key: tuple, epoch: int) -> float:
+        return self._rows[key]["dev_wer"][epoch - 1]
+
+    @property
+    def _rows(self) -> dict[tuple, dict[str, Any]]:
+        cache = self.__dict__.get("_row_cache")
+        if cache is None:
+            dev = [f"dev_wer_{e}" for e in range(1, self.epochs + 1)]
+            cache = {}
+            for key, r in zip(self.df.index, self.df.to_dict("records")):
+                cache[key] = {c: float(r[c]) for c in TAIL_COLUMNS} | {"dev_wer": [float(r[c]) for c in dev]}
+            object.__setattr__(self, "_row_cache", cache)
+        return cache
+
+
+def expected_columns(epochs: int) -> list[str]:
+    return [*KNOBS, "epochs", *(f"dev_wer_{e}" for e in range(1, epochs + 1)), *TAIL_COLUMNS]
+
+
+def _native(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+def validate_table(df: pd.DataFrame, source: str, kind: str = "measured") -> Table:
+    """Check the schema of ``benchmarks/tables/README.md`` and return the indexed table.
+
+    Raises DataError naming ``source``, the column or row, and the fix.
+    """
+    cols = list(df.columns)
+    if "epochs" not in cols:
+        raise DataError(f"{source}: no 'epochs' column. Fix: write the columns of benchmarks/tables/README.md")
+    if df.empty:
+        raise DataError(f"{source}: the table has no rows")
+    ep = pd.to_numeric(df["epochs"], errors="coerce")
+    if ep.isna().any() or (ep != ep.round()).any() or ep.nunique() != 1 or int(ep.iloc[0]) < 1:
+        raise DataError(
+            f"{source}: 'epochs' must be one integer >= 1 shared by every row (the fidelity the grid was "
+            f"trained at), but got {sorted(set(df['epochs'].astype(str)))}"
+        )
+    epochs = int(ep.iloc[0])
+    want = expected_columns(epochs)
+    missing = [c for c in want if c not in cols]
+    extra = [c for c in cols if c not in want]
+    if missing or extra:
+        raise DataError(
+            f"{source}: columns do not match the schema for epochs={epochs}; missing {missing}, unexpected "
+            f"{extra}. Fix: the columns are {','.join(want)} (benchmarks/tables/README.md)"
+        )
+    df = df[want].copy()
+    for c in want:
+        num = pd.to_numeric(df[c], errors="coerce")
+        bad = df.index[num.isna() | ~np.isfinite(num.astype(float))]
+        if len(bad):
+            r = bad[0]
+            raise DataError(
+                f"{source}: column {c!r} must hold finite numbers, but row {r + 2} (line of the CSV) has "
+                f"{df.at[r, c]!r}. Fix: re-measure that configuration or drop the grid value"
+            )
+        df[c] = num
+    for c in ("bits", "chunk_ms"):
+        if (df[c] != df[c].round()).any():
+            raise DataError(f"{source}: column {c!r} must hold integers, but got {sorted(df[c].unique())}")
+        df[c] = df[c].astype(int)
+    nonneg = [f"dev_wer_{e}" for e in range(1, epochs + 1)] + list(TAIL_COLUMNS)
+    for c in nonneg:
+        if (df[c] < 0).any():
+            raise DataError(f"{source}: column {c!r} must be >= 0, but its minimum is {df[c].min()!r}")
+    for c in ("latency_ms", "train_gpu_seconds", "epoch_gpu_seconds"):
+        if (df[c] <= 0).any():
+            raise DataError(f"{source}: column {c!r} must be > 0, but its minimum is {df[c].min()!r}")
+    dup = df.duplicated(list(KNOBS), keep=False)
+    if dup.any():
+        first = df.loc[dup, list(KNOBS)].iloc[0].to_dict()
+        raise DataError(f"{source}: configuration {first} appears {int(dup.sum())} times; keep one row per configuration")
+    grid = {k: sorted(_native(v) for v in df[k].unique()) for k in KNOBS}
+    n_grid = math.prod(len(v) for v in grid.values())
+    if n_grid != len(df):
+        have = set(map(tuple, df[list(KNOBS)].itertuples(index=False, name=None)))
+        gaps = [c for c in itertools.product(*grid.values()) if c not in have]
+        raise DataError(
+            f"{source}: not a full grid: {len(df)} rows for {n_grid} combinations of {grid}; missing e.g. "
+            f"{[dict(zip(KNOBS, g)) for g in gaps[:3]]}. Fix: measure the missing rows (a sampler may ask for any)"
+        )
+    df = df.set_index(list(KNOBS)).sort_index()
+    sha = hashlib.sha256(df.reset_index().to_csv(index=False).encode()).hexdigest()
+    return Table(df=df, epochs=epochs, grid=grid, source=source, kind=kind, sha256=sha)
+
+
+def load_table(path: str | Path) -> Table:
+    """Read and validate a measured table (CSV)."""
+    p = Path(path)
+    try:
+        df = pd.read_csv(p)
+    except FileNotFoundError:
+        raise DataError(f"{p}: no such table. Fix: pass --table with a CSV under benchmarks/tables/") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{p}: not a readable CSV table: {exc}") from None
+    return validate_table(df, str(p), kind="measured")
+
+
+def synthetic_table(
+    seed: int = 0,
+    epochs: int = 9,
+    bits: Sequence[int] = (4, 8, 32),
+    sparsity: Sequence[float] = (0.0, 0.25, 0.5, 0.75),
+    depth_multiplier: Sequence[float] = (0.5, 0.75, 1.0),
+    chunk_ms: Sequence[int] = (160, 320, 640, 1280),
+    prune_at: float = 0.4,
+    qat_fraction: float = 0.4,
+) -> pd.DataFrame:
+    """A SYNTHETIC table for developing the harness; no number in it was measured.
+
+    Plausible shapes, not data: WER grows as width, chunk and bits shrink and sparsity grows
+    (more so for narrow models); learning curves decay exponentially, jump when pruning hits
+    (``prune_at`` of training) and when QAT starts (for the last ``qat_fraction``), as
+    ``TrainSettings`` schedules them, then recover; before those epochs a curve shows nothing
+    of the compression to come;
+    latency = chunk + compute (compute ~ width^2, pruning, 4/8-bit on the int8 grid); cost
+    per epoch ~ width^2 (+25% for QAT). Per-configuration noise makes rankings imperfect.
+    """
+    rng = np.random.default_rng(seed)
+    prune_epoch = max(1, math.ceil(prune_at * epochs))
+    qat_epoch = max(1, math.ceil((1 - qat_fraction) * epochs))
+    rows = []
+    for b, s, d, c in itertools.product(bits, sparsity, depth_multiplier, chunk_ms):
+        base = 0.10 + 0.10 * (1 / d - 1) + 0.08 * (320 / c) ** 0.7 + rng.normal(0, 0.008)
+        sparse_pen = 0.03 * (s / 0.5) ** 2 / d
+        bits_pen = {32: 0.0, 16: 0.001, 8: 0.006, 4: 0.04 / d}[b]
+        final = base + sparse_pen + bits_pen + rng.normal(0, 0.006)
+        tau = 1.5 + 1.0 * (1 - d) + rng.uniform(-0.3, 0.3)
+        start = 0.95 + rng.normal(0, 0.02)
+        dev = []
+        for e in range(1, epochs + 1):
+            w = base + (start - base) * math.exp(-e / tau)
+            if e >= prune_epoch:
+                w += sparse_pen + 0.5 * s**1.5 * math.exp(-(e - prune_epoch) / 1.2)
+            if b in (4, 8) and e >= qat_epoch:
+                w += bits_pen + (0.05 if b == 4 else 0.01) * math.exp(-(e - qat_epoch) / 1.0)
+            dev.append(max(0.0, w + rng.normal(0, 0.006)))
+        dev[-1] = max(0.0, final + rng.normal(0, 0.004))
+        test = max(0.0, final + rng.normal(0, 0.006))
+        flops = d * d * (1 - 0.8 * s)
+        compute = 60.0 * flops * (c / 320) * (0.4 if b in (4, 8) else 1.0) * (0.95 if b == 4 else 1.0)
+        latency = c + compute * (1 + abs(rng.normal(0, 0.03))) + 2.0
+        size = 4.0e6 * d * d * (1 - s) * b / 8 + 20_000
+        epoch_s = 60.0 * (0.3 + d * d) * (1.25 if b in (4, 8) else 1.0) * (1 + rng.normal(0, 0.03))
+        rows.append(
+            [b, s, d, c, epochs, *np.round(dev, 5), round(test, 5), round(test * 1.4 + abs(rng.normal(0, 0.01)), 5),
+             round(latency, 3), int(size), round(epoch_s * epochs, 3), round(epoch_s, 3), round(20.0 + 10.0 * d, 3)]
+        )
+    return pd.DataFrame(rows, columns=expected_columns(epochs))
+
+
+# ---- the problem ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What every strategy is scored on: budgets, reference point, the true front."""
+
+    budgets: Budgets
+    reference: tuple[float, float]
+    true_hv: float
+    true_front: list[dict[str, Any]]
+    n_feasible: int
+    budget_note: str
+    reference_rule: str
+
+
+def make_problem(table: Table, budgets: Budgets, budget_note: str = "", wer_ref: float | None = None) -> Problem:
+    """Feasible rows, the reference point and the true front.
+
+    Reference point: ``1.1 x`` the largest feasible ``latency_ms``, and ``1.1 x`` the largest
+    feasible ``test_wer`` unless ``wer_ref`` is given (e.g. 1.0). A reference near the
+    feasible nadir keeps the hypervolume fraction sensitive to the front itself; with
+    ``wer_ref = 1.0`` most of the volume lies between the worst model and WER 1.0, which
+    every strategy gets almost at once.
+    """
+    df = table.df
+    feasible = np.array([precheck(budgets, lat, size).feasible for lat, size in zip(df["latency_ms"], df["size_bytes"])])
+    if not feasible.any():
+        raise ConfigError(f"no configuration of {table.source} meets the budgets {budgets.to_dict()}. Fix: relax them")
+    pts = df[["test_wer", "latency_ms"]].to_numpy(float)
+    lat_ref = float(df["latency_ms"][feasible].max() * REF_FACTOR)
+    if wer_ref is None:
+        wer_ref = float(df["test_wer"][feasible].max() * REF_FACTOR)
+        rule = f"test_wer = {REF_FACTOR} x the largest feasible test_wer"
+    else:
+        rule = f"test_wer = {wer_ref:g} (given)"
+    rule += f"; latency_ms = {REF_FACTOR} x the largest feasible latency_ms"
+    ref = (float(wer_ref), lat_ref)
+    true_hv = hypervolume(_canonical(pts[feasible]), ref)
+    if true_hv <= 0:
+        raise DataError(f"{table.source}: every feasible configuration has test_wer >= {wer_ref}; nothing to compare")
+    front_idx = np.flatnonzero(pareto_mask(pts, feasible))
+    front = [dict(zip(KNOBS, map(_native, df.index[i]))) | {"test_wer": pts[i, 0], "latency_ms": pts[i, 1]} for i in front_idx]
+    front.sort(key=lambda r: r["latency_ms"])
+    return Problem(budgets, ref, float(true_hv), front, int(feasible.sum()), budget_note, rule)
+
+
+def _canonical(points: np.ndarray) -> np.ndarray:
+    """The front of ``points`` in a fixed order, so equal sets give bit-equal hypervolumes."""
+    pts = np.asarray(points, float).reshape(-1, 2)
+    if len(pts) == 0:
+        return pts
+    front = np.unique(pts[pareto_mask(pts)], axis=0)
+    return front
+
+
+# ---- one run of one strategy ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Knobs of the strategies. edgetune's are tuned with ``--tune`` (on tuning seeds only)."""
+
+    population_size: int = 8  # edgetune's NSGA-II
+    eta: int = 3
+    min_epochs: int = 1
+    min_peers: int = 3
+    nsga2_population_size: int = 8  # the NSGA-II baseline's
+    tpe_startup_trials: int = 10  # Optuna's default
+
+
+@dataclass
+class Run:
+    """One strategy, one seed: the clock after each newly evaluated configuration, and what it cost."""
+
+    strategy: str
+    seed: int
+    costs: list[float] = field(default_factory=lambda: [0.0])
+    hvs: list[float] = field(default_factory=lambda: [0.0])
+    asks: int = 0
+    evaluated: int = 0
+    full: int = 0
+    stopped: int = 0
+    rejected: int = 0
+    resumed: int = 0
+    stop_reason: str = ""
+    spent: dict[str, float] = field(default_factory=lambda: {"train": 0.0, "partial_train": 0.0, "measure": 0.0})
+    trials: list[dict[str, Any]] = field(default_factory=list)  # each new configuration, in order
+
+    def hv_at(self, costs: np.ndarray) -> np.ndarray:
+        """Hypervolume reached by each clock value (a step function: a trial counts when it ends)."""
+        idx = np.searchsorted(np.asarray(self.costs), costs, side="right") - 1
+        return np.asarray(self.hvs)[idx]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed, "asks": self.asks, "evaluated": self.evaluated, "fully_trained": self.full,
+            "stopped_early": self.stopped, "rejected_before_training": self.rejected, "resumed": self.resumed,
+            "gpu_seconds": self.costs[-1], "spent": self.spent, "end": self.stop_reason,
+            "final_hv": self.hvs[-1],
+        }
+
+
+def _sampler(strategy: str, seed: int, s: Settings) -> Any:
+    import optuna
+
+    if strategy == "edgetune":
+        return optuna.samplers.NSGAIISampler(population_size=s.population_size, seed=seed)
+    if strategy == "nsga2":
+        return optuna.samplers.NSGAIISampler(population_size=s.nsga2_population_size, seed=seed)
+    if strategy == "motpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=s.tpe_startup_trials)
+    if strategy == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise ConfigError(f"unknown strategy {strategy!r}; valid strategies are {', '.join(STRATEGIES)}")
+
+
+def simulate(strategy: str, table: Table, problem: Problem, seed: int, settings: Settings, horizon: float) -> Run:
+    """Run ``strategy`` until ``horizon`` GPU-seconds are spent, the grid is exhausted, or the
+    sampler only repeats itself (``5 x grid size`` proposals in a row already evaluated)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(directions=["minimize", "minimize"], sampler=_sampler(strategy, seed, settings))
+    sched = None
+    if strategy == "edgetune":
+        sched = MOASHA(min_epochs=settings.min_epochs, max_epochs=table.epochs, eta=settings.eta,
+                       min_peers=settings.min_peers, objectives=("dev_wer", "latency_ms"))
+    run = Run(strategy, seed)
+    memo: dict[tuple, tuple[Any, dict[str, float]]] = {}  # key -> (values or None, constraints)
+    front: list[tuple[float, float]] = []
+    n_configs, repeats, clock = len(table.df), 0, 0.0
+    while True:
+        if clock >= horizon:
+            run.stop_reason = "horizon"
+            break
+        if len(memo) == n_configs or repeats >= 5 * n_configs:
+            # nothing new to propose: edgetune trains stopped configurations, best first
+            order = sched.resume_order(study) if sched is not None else []
+            if not order:
+                run.stop_reason = "grid exhausted" if len(memo) == n_configs else "sampler repeats itself"
+                break
+            clock += _resume(study, table, run, memo, front, problem, order[0])
+            continue
+        trial = study.ask()
+        run.asks += 1
+        key = tuple(trial.suggest_categorical(k, table.grid[k]) for k in KNOBS)
+        if key in memo:  # memoised objective: same outcome, no cost
+            repeats += 1
+            values, cons = memo[key]
+            for name, v in cons.items():
+                trial.set_constraint(name, v)
+            study.tell(trial, values) if values is not None else study.tell(trial, state=TrialState.PRUNED)
+            continue
+        repeats = 0
+        row = table.row(key)
+        lat, size = float(row["latency_ms"]), float(row["size_bytes"])
+        verdict = precheck(problem.budgets, lat, size)
+        values: tuple[float, float] | None = (float(row["test_wer"]), lat)
+        if sched is None:  # baseline: train fully, then export and measure
+            cost = float(row["train_gpu_seconds"]) + float(row["measure_seconds"])
+            run.spent["train"] += float(row["train_gpu_seconds"])
+            run.spent["measure"] += float(row["measure_seconds"])
+            for name, v in verdict.constraints.items():
+                trial.set_constraint(name, v)
+            run.full += 1
+        else:  # edgetune: measure the untrained candidate first, then train under MO-ASHA
+            cost = float(row["measure_seconds"])
+            run.spent["measure"] += cost
+            record_precheck(trial, verdict)
+            if not verdict.feasible:
+                values = None
+                run.rejected += 1
+            else:
+                for epoch in range(1, table.epochs + 1):
+                    if sched.should_stop(study, trial, epoch, [table.dev_wer(key, epoch), lat]):
+                        part = min(epoch * float(row["epoch_gpu_seconds"]), float(row["train_gpu_seconds"]))
+                        cost += part
+                        run.spent["partial_train"] += part
+                        values = None
+                        run.stopped += 1
+                        break
+                else:
+                    cost += float(row["train_gpu_seconds"])
+                    run.spent["train"] += float(row["train_gpu_seconds"])
+                    run.full += 1
+        memo[key] = (values, dict(verdict.constraints))
+        outcome = "full" if values is not None else ("rejected" if not verdict.feasible and sched else "stopped")
+        trained = table.epochs if outcome == "full" else (epoch if outcome == "stopped" else 0)
+        run.trials.append({"key": key, "outcome": outcome, "epochs": trained, "cost": cost, "feasible": verdict.feasible})
+        if values is None:
+            study.tell(trial, state=TrialState.PRUNED)
+        else:
+            study.tell(trial, values)
+        clock += cost
+        run.evaluated += 1
+        if values is not None and verdict.feasible:
+            front[:] = [tuple(p) for p in _canonical(np.array(front + [values]))]
+        run.costs.append(clock)
+        run.hvs.append(hypervolume(np.array(front), problem.reference) if front else 0.0)
+    return run
+
+
+def _resume(study: Any, table: Table, run: Run, memo: dict, front: list, problem: Problem, number: int) -> float:
+    """Train stopped trial ``number``'s configuration from scratch to the end; return its cost.
+
+    From scratch (``train_gpu_seconds``), not from the stopped checkpoint: the study loop
+    need not keep checkpoints. Its latency was measured before, so no new measurement.
+    """
+    from edgetune.schedulers import RESUMED_FROM_ATTR
+
+    params = study.get_trials(deepcopy=False)[number].params
+    study.enqueue_trial(params, user_attrs={RESUMED_FROM_ATTR: number})
+    trial = study.ask()
+    run.asks += 1
+    key = tuple(trial.suggest_categorical(k, table.grid[k]) for k in KNOBS)
+    row = table.row(key)
+    values = (row["test_wer"], row["latency_ms"])
+    cost = row["train_gpu_seconds"]
+    study.tell(trial, values)
+    memo[key] = (values, memo[key][1])
+    run.spent["train"] += cost
+    run.full += 1
+    run.resumed += 1
+    run.trials.append({"key": key, "outcome": "resumed", "epochs": table.epochs, "cost": cost, "feasible": True})
+    front[:] = [tuple(p) for p in _canonical(np.array(front + [values]))]
+    run.costs.append(run.costs[-1] + cost)
+    run.hvs.append(hypervolume(np.array(front), problem.reference))
+    return cost
+
+
+# ---- many seeds, statistics -------------------------------------------------------------------
+
+
+def run_all(table: Table, problem: Problem, seeds: Iterable[int], settings: Settings, horizon_fraction: float,
+            strategies: Sequence[str] = STRATEGIES) -> dict[str, list[Run]]:
+    horizon = horizon_fraction * table.total_cost
+    return {s: [simulate(s, table, problem, seed, settings, horizon) for seed in seeds] for s in strategies}
+
+
+def fractions(runs: list[Run], problem: Problem, costs: np.ndarray) -> np.ndarray:
+    """(seeds x cost points) hypervolume fractions."""
+    return np.stack([r.hv_at(costs) / problem.true_hv for r in runs])
+
+
+def _quartiles(x: np.ndarray) -> dict[str, float]:
+    q25, med, q75 = np.percentile(x, [25, 50, 75])
+    return {"median": float(med), "q25": float(q25), "q75": float(q75)}
+
+
+def checkpoint_stats(runs: dict[str, list[Run]], problem: Problem, table: Table) -> dict[str, Any]:
+    from scipy.stats import mannwhitneyu
+
+    out: dict[str, Any] = {}
+    for cp in CHECKPOINTS:
+        c = np.array([cp * table.total_cost])
+        vals = {s: fractions(rs, problem, c)[:, 0] for s, rs in runs.items()}
+        entry: dict[str, Any] = {s: {**_quartiles(v), "values": v.tolist()} for s, v in vals.items()}
+        if "edgetune" in vals:
+            entry["p_value_edgetune_greater"] = {
+                b: float(mannwhitneyu(vals["edgetune"], vals[b], alternative="greater").pvalue)
+                for b in vals if b != "edgetune"
+            }
+        out[f"{cp:g}"] = entry
+    return out
+
+
+def cost_to_reach(runs: list[Run], problem: Problem, table: Table, target: float) -> list[float | None]:
+    """Per seed: the grid-cost fraction at which the HV fraction first reaches ``target`` (None: never)."""
+    out: list[float | None] = []
+    for r in runs:
+        hit = [c for c, h in zip(r.costs, r.hvs) if h / problem.true_hv >= target - 1e-12]
+        out.append(hit[0] / table.total_cost if hit else None)
+    return out
+
+
+# ---- tuning (on seeds that are never reported) -----------------------------------------------
+
+TUNE_GRID = {
+    "population_size": (8, 16, 24),
+    "eta": (2, 3, 4),
+    "min_epochs": (1, 2, 3),
+    "min_peers": (3, 6),
+}
+
+
+def _score(runs: list[Run], problem: Problem, table: Table) -> tuple[float, float]:
+    """Tuning score: mean HV fraction at the goal cost (15%), then mean over the cost range [0, 25%]."""
+    at = fractions(runs, problem, np.array([GOAL_COST * table.total_cost]))[:, 0].mean()
+    auc = fractions(runs, problem, np.linspace(0, 0.25, 51) * table.total_cost).mean()
+    return float(at), float(auc)
+
+
+def tune(table: Table, problem: Problem, seeds: Sequence[int], base: Settings, horizon_fraction: float,
+         grid: dict[str, Sequence[int]] = TUNE_GRID) -> tuple[Settings, dict[str, Any]]:
+    """Pick edgetune's knobs, and the NSGA-II baseline's population size, by score on ``seeds``."""
+    horizon = horizon_fraction * table.total_cost
+    tried = []
+    for combo in itertools.product(*grid.values()):
+        s = replace(base, **dict(zip(grid, combo)))
+        runs = [simulate("edgetune", table, problem, seed, s, horizon) for seed in seeds]
+        tried.append({"settings": dict(zip(grid, combo)), "score": _score(runs, problem, table)})
+    best = max(tried, key=lambda t: t["score"])
+    chosen = replace(base, **best["settings"])
+    base_tried = []
+    for pop in grid.get("population_size", (base.nsga2_population_size,)):
+        s = replace(chosen, nsga2_population_size=pop)
+        runs = [simulate("nsga2", table, problem, seed, s, horizon) for seed in seeds]
+        base_tried.append({"nsga2_population_size": pop, "score": _score(runs, problem, table)})
+    best_base = max(base_tried, key=lambda t: t["score"])
+    chosen = replace(chosen, nsga2_population_size=best_base["nsga2_population_size"])
+    info = {
+        "seeds": list(seeds),
+        "score": "mean HV fraction at 15% of the grid cost, ties by mean HV fraction over [0, 25%]",
+        "edgetune_candidates": tried,
+        "nsga2_candidates": base_tried,
+        "chosen": asdict(chosen),
+    }
+    return chosen, info
+
+
+# ---- outputs ---------------------------------------------------------------------------------
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build_result(table: Table, problem: Problem, runs: dict[str, list[Run]], settings: Settings, seeds: list[int],
+                 horizon_fraction: float, tuning: dict[str, Any] | None, argv: list[str], seconds: float) -> dict[str, Any]:
+    grid = np.round(np.linspace(0.0, horizon_fraction, 201), 6)
+    costs = grid * table.total_cost
+    curves = {}
+    for s, rs in runs.items():
+        f = fractions(rs, problem, costs)
+        q25, med, q75 = np.percentile(f, [25, 50, 75], axis=0)
+        curves[s] = {"median": med.tolist(), "q25": q25.tolist(), "q75": q75.tolist(), "per_seed": f.tolist()}
+    cps = checkpoint_stats(runs, problem, table)
+    goal_cp = cps[f"{GOAL_COST:g}"]
+    goal = None
+    if "edgetune" in runs:
+        pv = goal_cp.get("p_value_edgetune_greater", {})
+        goal = {
+            "rule": f"median HV fraction >= {GOAL_FRACTION} at {GOAL_COST:.0%} of the grid cost, and one-sided "
+                    f"Mann-Whitney p < {GOAL_ALPHA} against every baseline there",
+            "edgetune_median": goal_cp["edgetune"]["median"],
+            "seeds_reaching_target": int(sum(v >= GOAL_FRACTION for v in goal_cp["edgetune"]["values"])),
+            "p_values": pv,
+            "met": bool(goal_cp["edgetune"]["median"] >= GOAL_FRACTION and all(p < GOAL_ALPHA for p in pv.values())),
+        }
+    return {
+        "schema": 1,
+        "generated_by": "benchmarks/replay.py",
+        "command": " ".join(argv),
+        "wall_seconds": round(seconds, 1),
+        "table": {
+            "source": table.source, "kind": table.kind, "sha256": table.sha256, "rows": len(table.df),
+            "epochs": table.epochs, "grid": table.grid, "total_cost_gpu_seconds": table.total_cost,
+        },
+        "problem": {
+            "objectives": ["test_wer", "latency_ms"],
+            "budgets": problem.budgets.to_dict(),
+            "budget_note": problem.budget_note,
+            "reference_point": {"test_wer": problem.reference[0], "latency_ms": problem.reference[1]},
+            "reference_rule": problem.reference_rule,
+            "n_feasible": problem.n_feasible,
+            "true_hypervolume": problem.true_hv,
+            "true_front": problem.true_front,
+        },
+        "settings": asdict(settings),
+        "tuning": tuning,
+        "seeds": seeds,
+        "horizon_fraction": horizon_fraction,
+        "cost_fractions": grid.tolist(),
+        "curves": curves,
+        "checkpoints": cps,
+        "cost_to_reach_target": {s: cost_to_reach(rs, problem, table, GOAL_FRACTION) for s, rs in runs.items()},
+        "runs": {s: [r.summary() for r in rs] for s, rs in runs.items()},
+        "goal": goal,
+    }
+
+
+def render_markdown(res: dict[str, Any]) -> str:
+    t, p = res["table"], res["problem"]
+    lines = [
+        "# Replay: search strategies on a frozen table",
+        "",
+        f"Table `{t['source']}` ({t['kind']}, {t['rows']} configurations, {t['epochs']} epochs, sha256 "
+        f"`{t['sha256'][:12]}`); grid cost {t['total_cost_gpu_seconds']:.0f} GPU-s (sum of train_gpu_seconds).",
+        f"Budgets {p['budgets']} {p['budget_note']}; {p['n_feasible']} feasible configurations, "
+        f"{len(p['true_front'])} on the true front.",
+        f"Reference point: test_wer={p['reference_point']['test_wer']:g}, latency_ms={p['reference_point']['latency_ms']:.1f} "
+        f"({p['reference_rule']}).",
+        f"Seeds reported: {res['seeds']}. Settings: {res['settings']}.",
+    ]
+    if res["tuning"]:
+        lines.append(f"Settings tuned on seeds {res['tuning']['seeds']} (never reported); score: {res['tuning']['score']}.")
+    else:
+        lines.append("Settings not tuned on this table (defaults of benchmarks/replay.py).")
+    lines += ["", "HV fraction of the true front (median [q25, q75] over seeds) at a share of the grid cost:", "",
+              "| strategy | " + " | ".join(f"{float(k):.0%} of cost" for k in res["checkpoints"]) + " | p (edgetune >), " +
+              " / ".join(f"{float(k):.0%}" for k in res["checkpoints"]) + " |", "|---|" + "---|" * (len(res["checkpoints"]) + 1)]
+    for s in res["curves"]:
+        cells = []
+        for k, cp in res["checkpoints"].items():
+            q = cp[s]
+            cells.append(f"{q['median']:.3f} [{q['q25']:.3f}, {q['q75']:.3f}]")
+        ps = [f"{cp.get('p_value_edgetune_greater', {}).get(s, float('nan')):.3g}" for cp in res["checkpoints"].values()]
+        lines.append(f"| {s} | " + " | ".join(cells) + " | " + (" / ".join(ps) if s != "edgetune" else "-") + " |")
+    lines += ["", "Where the GPU time went (median over seeds, at the end of each run):", "",
+              "| strategy | evaluated | fully trained | stopped early | of which retrained | rejected before training | GPU-s spent |",
+              "|---|---|---|---|---|---|---|"]
+    for s, rs in res["runs"].items():
+        keys = ("evaluated", "fully_trained", "stopped_early", "resumed", "rejected_before_training", "gpu_seconds")
+        med = {k: float(np.median([r[k] for r in rs])) for k in keys}
+        lines.append("| " + " | ".join([s, *(f"{med[k]:.0f}" for k in keys)]) + " |")
+    if res["goal"]:
+        g = res["goal"]
+        lines += ["", f"Goal ({g['rule']}): **{'met' if g['met'] else 'not met'}** -- edgetune median "
+                  f"{g['edgetune_median']:.3f}, {g['seeds_reaching_target']}/{len(res['seeds'])} seeds reach "
+                  f"{GOAL_FRACTION}, p-values {', '.join(f'{k}={v:.3g}' for k, v in g['p_values'].items())}."]
+    if t["kind"] == "synthetic":
+        lines += ["", "**SYNTHETIC TABLE: these numbers measure the harness, not edgetune on real models.**"]
+    return "\n".join(lines) + "\n"
+
+
+def render_png(res: dict[str, Any]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = np.asarray(res["cost_fractions"]) * 100
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    for s, c in res["curves"].items():
+        (line,) = ax.plot(x, c["median"], label=s, lw=2 if s == "edgetune" else 1.4)
+        ax.fill_between(x, c["q25"], c["q75"], color=line.get_color(), alpha=0.18, lw=0)
+    for cp in CHECKPOINTS:
+        ax.axvline(cp * 100, color="grey", ls=":", lw=1)
+    ax.axhline(GOAL_FRACTION, color="grey", ls="--", lw=1)
+    ax.set_xlabel("GPU-seconds spent, % of the grid's total training cost")
+    ax.set_ylabel("hypervolume / true front's hypervolume")
+    kind = " (SYNTHETIC table)" if res["table"]["kind"] == "synthetic" else ""
+    ax.set_title(f"Median and quartiles over {len(res['seeds'])} seeds{kind}", fontsize=10)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(0, x[-1])
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def write_outputs(res: dict[str, Any], out: Path) -> list[Path]:
+    paths = [out / "replay.json", out / "replay.md", out / "replay.png"]
+    _write_atomic(paths[0], (json.dumps(res, indent=1) + "\n").encode())
+    _write_atomic(paths[1], render_markdown(res).encode())
+    _write_atomic(paths[2], render_png(res))
+    return paths
+
+
+# ---- command line ----------------------------------------------------------------------------
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        if "-" in text:
+            lo, hi = text.split("-")
+            return list(range(int(lo), int(hi) + 1))
+        return [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds are like 0-9 or 1,2,3, but got {text!r}") from None
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--table", type=Path, help="measured table (CSV, schema in benchmarks/tables/README.md)")
+    src.add_argument("--synthetic", action="store_true", help="use a SYNTHETIC table (development only)")
+    ap.add_argument("--out", type=Path, help="output folder (default reports/replay, or runs/replay-synthetic)")
+    ap.add_argument("--latency-budget-ms", type=float, help="latency budget (default: the table's median latency)")
+    ap.add_argument("--size-budget-bytes", type=float, help="size budget (default: none)")
+    ap.add_argument("--wer-ref", type=float, help="reference point's test_wer (default: 1.1 x the worst feasible)")
+    ap.add_argument("--seeds", type=_seeds, default=list(range(10)), help="reported seeds (default 0-9)")
+    ap.add_argument("--tune", action="store_true", help="tune the knobs on --tune-seeds first")
+    ap.add_argument("--tune-seeds", type=_seeds, default=list(range(100, 110)), help="tuning seeds (default 100-109)")
+    ap.add_argument("--horizon", type=float, default=0.5, help="stop each run at this share of the grid cost (default 0.5)")
+    ap.add_argument("--strategies", default=",".join(STRATEGIES), help=f"comma list out of {','.join(STRATEGIES)}")
+    for f in ("population_size", "eta", "min_epochs", "min_peers", "nsga2_population_size"):
+        ap.add_argument(f"--{f.replace('_', '-')}", type=int, help=f"set {f} (default {getattr(Settings(), f)})")
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    t0 = time.monotonic()
+    if args.synthetic:
+        table = validate_table(synthetic_table(), "synthetic_table(seed=0)", kind="synthetic")
+        out = args.out or REPO / "runs" / "replay-synthetic"
+        if (REPO / "reports" / "replay").resolve() in [out.resolve(), *out.resolve().parents]:
+            raise ConfigError(f"--out {out}: results of a SYNTHETIC table never go under reports/replay. Fix: --out runs/...")
+    else:
+        table = load_table(args.table)
+        out = args.out or REPO / "reports" / "replay"
+    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
+    unknown = [s for s in strategies if s not in STRATEGIES]
+    if unknown:
+        raise ConfigError(f"--strategies: unknown {unknown}; valid strategies are {', '.join(STRATEGIES)}")
+    if args.tune and set(args.seeds) & set(args.tune_seeds):
+        raise ConfigError(f"--seeds and --tune-seeds overlap ({sorted(set(args.seeds) & set(args.tune_seeds))}); "
+                          "tuning on reported seeds would flatter the result. Fix: disjoint seed sets")
+    if not 0 < args.horizon <= 5:
+        raise ConfigError(f"--horizon must be in (0, 5] (a share of the grid cost), but got {args.horizon}")
+    if args.latency_budget_ms is None:
+        lat = float(table.df["latency_ms"].median())
+        note = f"(latency budget = the table's median latency, {lat:.1f} ms)"
+    else:
+        lat, note = args.latency_budget_ms, "(given on the command line)"
+    budgets = Budgets(max_latency_ms=lat, max_size_bytes=args.size_budget_bytes)
+    problem = make_problem(table, budgets, note, args.wer_ref)
+    settings = Settings()
+    given = {f: getattr(args, f) for f in ("population_size", "eta", "min_epochs", "min_peers", "nsga2_population_size")
+             if getattr(args, f) is not None}
+    settings = replace(settings, **given)
+    tuning = None
+    if args.tune:
+        settings, tuning = tune(table, problem, args.tune_seeds, settings, args.horizon)
+        print(f"tuned on seeds {args.tune_seeds}: {settings}", file=sys.stderr)
+    runs = run_all(table, problem, args.seeds, settings, args.horizon, strategies)
+    res = build_result(table, problem, runs, settings, args.seeds, args.horizon, tuning, ["benchmarks/replay.py", *argv],
+                       time.monotonic() - t0)
+    for p in write_outputs(res, Path(out)):
+        print(p)
+    print(render_markdown(res))
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except (ConfigError, DataError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
