@@ -369,118 +369,143 @@ def _sampler(strategy: str, seed: int, s: Settings) -> Any:
 
 
 def simulate(strategy: str, table: Table, problem: Problem, seed: int, settings: Settings, horizon: float) -> Run:
-    """Run ``strategy`` until ``horizon`` GPU-seconds are spent, the grid is exhausted, or the
-    sampler only repeats itself (``5 x grid size`` proposals in a row already evaluated)."""
+    """Run ``strategy`` until ``horizon`` GPU-seconds are spent or it has nothing left to do:
+    the grid is exhausted, or the sampler only repeats itself (``max(grid size, 100)``
+    proposals in a row already evaluated); edgetune then retrains stopped configurations
+    before it ends."""
     import optuna
-    from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(directions=["minimize", "minimize"], sampler=_sampler(strategy, seed, settings))
-    sched = None
-    if strategy == "edgetune":
-        sched = MOASHA(min_epochs=settings.min_epochs, max_epochs=table.epochs, eta=settings.eta,
-                       min_peers=settings.min_peers, objectives=("dev_wer", "latency_ms"))
-    run = Run(strategy, seed)
-    memo: dict[tuple, tuple[Any, dict[str, float]]] = {}  # key -> (values or None, constraints)
-    front: list[tuple[float, float]] = []
-    n_configs, repeats, clock = len(table.df), 0, 0.0
+    sim = _Sim(strategy, table, problem, settings,
+               optuna.create_study(directions=["minimize", "minimize"], sampler=_sampler(strategy, seed, settings)),
+               Run(strategy, seed))
+    n_configs, repeats = len(table.df), 0
+    repeat_limit = max(n_configs, 100)
     while True:
-        if clock >= horizon:
-            run.stop_reason = "horizon"
+        if sim.run.costs[-1] >= horizon:
+            sim.run.stop_reason = "horizon"
             break
-        if len(memo) == n_configs or repeats >= 5 * n_configs:
-            # nothing new to propose: edgetune trains stopped configurations, best first
-            order = sched.resume_order(study) if sched is not None else []
+        if len(sim.memo) == n_configs or repeats >= repeat_limit:
+            order = sim.sched.resume_order(sim.study) if sim.sched is not None else []
             if not order:
-                run.stop_reason = "grid exhausted" if len(memo) == n_configs else "sampler repeats itself"
+                sim.run.stop_reason = "grid exhausted" if len(sim.memo) == n_configs else "sampler repeats itself"
                 break
-            clock += _resume(study, table, run, memo, front, problem, order[0])
+            sim.resume(order[0])
             continue
-        trial = study.ask()
-        run.asks += 1
-        key = tuple(trial.suggest_categorical(k, table.grid[k]) for k in KNOBS)
-        if key in memo:  # memoised objective: same outcome, no cost
-            repeats += 1
-            values, cons = memo[key]
+        repeats = 0 if sim.step() else repeats + 1
+    return sim.run
+
+
+@dataclass
+class _Sim:
+    """The state of one simulated study: Optuna study, scheduler, memo, current front."""
+
+    strategy: str
+    table: Table
+    problem: Problem
+    settings: Settings
+    study: Any
+    run: Run
+    memo: dict[tuple, tuple[Any, dict[str, float]]] = field(default_factory=dict)  # key -> (values|None, constraints)
+    front: list[tuple[float, float]] = field(default_factory=list)
+    sched: MOASHA | None = None
+
+    def __post_init__(self) -> None:
+        if self.strategy == "edgetune":
+            s = self.settings
+            self.sched = MOASHA(min_epochs=s.min_epochs, max_epochs=self.table.epochs, eta=s.eta,
+                                min_peers=s.min_peers, objectives=("dev_wer", "latency_ms"))
+
+    def _ask(self) -> tuple[Any, tuple]:
+        trial = self.study.ask()
+        self.run.asks += 1
+        return trial, tuple(trial.suggest_categorical(k, self.table.grid[k]) for k in KNOBS)
+
+    def _tell(self, trial: Any, values: tuple[float, float] | None) -> None:
+        from optuna.trial import TrialState
+
+        if values is None:
+            self.study.tell(trial, state=TrialState.PRUNED)
+        else:
+            self.study.tell(trial, values)
+
+    def _record(self, key: tuple, outcome: str, epochs: int, cost: float, feasible: bool,
+                values: tuple[float, float] | None) -> None:
+        self.run.trials.append({"key": key, "outcome": outcome, "epochs": epochs, "cost": cost, "feasible": feasible})
+        if values is not None and feasible:  # only fully trained, feasible configurations make the front
+            self.front[:] = [tuple(p) for p in _canonical(np.array(self.front + [values]))]
+        self.run.costs.append(self.run.costs[-1] + cost)
+        self.run.hvs.append(hypervolume(np.array(self.front), self.problem.reference) if self.front else 0.0)
+
+    def step(self) -> bool:
+        """Ask for one configuration and evaluate it; False when it was already evaluated."""
+        trial, key = self._ask()
+        if key in self.memo:  # a memoised objective: same outcome, no cost
+            values, cons = self.memo[key]
             for name, v in cons.items():
                 trial.set_constraint(name, v)
-            study.tell(trial, values) if values is not None else study.tell(trial, state=TrialState.PRUNED)
-            continue
-        repeats = 0
-        row = table.row(key)
-        lat, size = float(row["latency_ms"]), float(row["size_bytes"])
-        verdict = precheck(problem.budgets, lat, size)
-        values: tuple[float, float] | None = (float(row["test_wer"]), lat)
-        if sched is None:  # baseline: train fully, then export and measure
-            cost = float(row["train_gpu_seconds"]) + float(row["measure_seconds"])
-            run.spent["train"] += float(row["train_gpu_seconds"])
-            run.spent["measure"] += float(row["measure_seconds"])
-            for name, v in verdict.constraints.items():
-                trial.set_constraint(name, v)
-            run.full += 1
-        else:  # edgetune: measure the untrained candidate first, then train under MO-ASHA
-            cost = float(row["measure_seconds"])
-            run.spent["measure"] += cost
-            record_precheck(trial, verdict)
-            if not verdict.feasible:
-                values = None
-                run.rejected += 1
-            else:
-                for epoch in range(1, table.epochs + 1):
-                    if sched.should_stop(study, trial, epoch, [table.dev_wer(key, epoch), lat]):
-                        part = min(epoch * float(row["epoch_gpu_seconds"]), float(row["train_gpu_seconds"]))
-                        cost += part
-                        run.spent["partial_train"] += part
-                        values = None
-                        run.stopped += 1
-                        break
-                else:
-                    cost += float(row["train_gpu_seconds"])
-                    run.spent["train"] += float(row["train_gpu_seconds"])
-                    run.full += 1
-        memo[key] = (values, dict(verdict.constraints))
-        outcome = "full" if values is not None else ("rejected" if not verdict.feasible and sched else "stopped")
-        trained = table.epochs if outcome == "full" else (epoch if outcome == "stopped" else 0)
-        run.trials.append({"key": key, "outcome": outcome, "epochs": trained, "cost": cost, "feasible": verdict.feasible})
-        if values is None:
-            study.tell(trial, state=TrialState.PRUNED)
+            self._tell(trial, values)
+            return False
+        row = self.table.row(key)
+        verdict = precheck(self.problem.budgets, row["latency_ms"], row["size_bytes"])
+        if self.sched is None:
+            values, outcome, epochs, cost = self._train_fully(trial, row, verdict)
         else:
-            study.tell(trial, values)
-        clock += cost
-        run.evaluated += 1
-        if values is not None and verdict.feasible:
-            front[:] = [tuple(p) for p in _canonical(np.array(front + [values]))]
-        run.costs.append(clock)
-        run.hvs.append(hypervolume(np.array(front), problem.reference) if front else 0.0)
-    return run
+            values, outcome, epochs, cost = self._latency_first_then_moasha(trial, key, row, verdict)
+        self.memo[key] = (values, dict(verdict.constraints))
+        self._tell(trial, values)
+        self.run.evaluated += 1
+        self._record(key, outcome, epochs, cost, verdict.feasible, values)
+        return True
 
+    def _train_fully(self, trial: Any, row: dict, verdict: Any) -> tuple[tuple[float, float], str, int, float]:
+        """A baseline trial: train every epoch, then export and measure; budgets become constraints."""
+        for name, v in verdict.constraints.items():
+            trial.set_constraint(name, v)
+        self.run.spent["train"] += row["train_gpu_seconds"]
+        self.run.spent["measure"] += row["measure_seconds"]
+        self.run.full += 1
+        cost = row["train_gpu_seconds"] + row["measure_seconds"]
+        return (row["test_wer"], row["latency_ms"]), "full", self.table.epochs, cost
 
-def _resume(study: Any, table: Table, run: Run, memo: dict, front: list, problem: Problem, number: int) -> float:
-    """Train stopped trial ``number``'s configuration from scratch to the end; return its cost.
+    def _latency_first_then_moasha(self, trial: Any, key: tuple, row: dict, verdict: Any
+                                   ) -> tuple[tuple[float, float] | None, str, int, float]:
+        """An edgetune trial: measure the untrained candidate; if feasible, train under MO-ASHA."""
+        cost = row["measure_seconds"]
+        self.run.spent["measure"] += cost
+        record_precheck(trial, verdict)
+        if not verdict.feasible:
+            self.run.rejected += 1
+            return None, "rejected", 0, cost
+        for epoch in range(1, self.table.epochs + 1):
+            if self.sched.should_stop(self.study, trial, epoch, [self.table.dev_wer(key, epoch), row["latency_ms"]]):
+                part = min(epoch * row["epoch_gpu_seconds"], row["train_gpu_seconds"])
+                self.run.spent["partial_train"] += part
+                self.run.stopped += 1
+                return None, "stopped", epoch, cost + part
+        self.run.spent["train"] += row["train_gpu_seconds"]
+        self.run.full += 1
+        return (row["test_wer"], row["latency_ms"]), "full", self.table.epochs, cost + row["train_gpu_seconds"]
 
-    From scratch (``train_gpu_seconds``), not from the stopped checkpoint: the study loop
-    need not keep checkpoints. Its latency was measured before, so no new measurement.
-    """
-    from edgetune.schedulers import RESUMED_FROM_ATTR
+    def resume(self, number: int) -> None:
+        """Retrain stopped trial ``number``'s configuration from scratch to the end.
 
-    params = study.get_trials(deepcopy=False)[number].params
-    study.enqueue_trial(params, user_attrs={RESUMED_FROM_ATTR: number})
-    trial = study.ask()
-    run.asks += 1
-    key = tuple(trial.suggest_categorical(k, table.grid[k]) for k in KNOBS)
-    row = table.row(key)
-    values = (row["test_wer"], row["latency_ms"])
-    cost = row["train_gpu_seconds"]
-    study.tell(trial, values)
-    memo[key] = (values, memo[key][1])
-    run.spent["train"] += cost
-    run.full += 1
-    run.resumed += 1
-    run.trials.append({"key": key, "outcome": "resumed", "epochs": table.epochs, "cost": cost, "feasible": True})
-    front[:] = [tuple(p) for p in _canonical(np.array(front + [values]))]
-    run.costs.append(run.costs[-1] + cost)
-    run.hvs.append(hypervolume(np.array(front), problem.reference))
-    return cost
+        From scratch (``train_gpu_seconds``), not from the stopped checkpoint, so the study
+        loop need not keep checkpoints; its latency is known, so no new measurement.
+        """
+        from edgetune.schedulers import RESUMED_FROM_ATTR
+
+        params = self.study.get_trials(deepcopy=False)[number].params
+        self.study.enqueue_trial(params, user_attrs={RESUMED_FROM_ATTR: number})
+        trial, key = self._ask()
+        row = self.table.row(key)
+        values = (row["test_wer"], row["latency_ms"])
+        self._tell(trial, values)
+        self.memo[key] = (values, self.memo[key][1])
+        self.run.spent["train"] += row["train_gpu_seconds"]
+        self.run.full += 1
+        self.run.resumed += 1
+        self._record(key, "resumed", self.table.epochs, row["train_gpu_seconds"], True, values)
 
 
 # ---- many seeds, statistics -------------------------------------------------------------------
@@ -530,12 +555,10 @@ def cost_to_reach(runs: list[Run], problem: Problem, table: Table, target: float
 
 # ---- tuning (on seeds that are never reported) -----------------------------------------------
 
-TUNE_GRID = {
-    "population_size": (8, 16, 24),
-    "eta": (2, 3, 4),
-    "min_epochs": (1, 2, 3),
-    "min_peers": (3, 6),
-}
+def tune_grid(epochs: int) -> dict[str, tuple[int, ...]]:
+    """Candidate settings: first rung at about 1/9, 2/9, 1/3, 4/9 or 2/3 of training, and more."""
+    firsts = sorted({max(1, round(epochs * f)) for f in (1 / 9, 2 / 9, 1 / 3, 4 / 9, 2 / 3)} - {epochs})
+    return {"population_size": (8, 16), "eta": (2, 3), "min_epochs": tuple(firsts or [1]), "min_peers": (3, 6)}
 
 
 def _score(runs: list[Run], problem: Problem, table: Table) -> tuple[float, float]:
@@ -546,14 +569,16 @@ def _score(runs: list[Run], problem: Problem, table: Table) -> tuple[float, floa
 
 
 def tune(table: Table, problem: Problem, seeds: Sequence[int], base: Settings, horizon_fraction: float,
-         grid: dict[str, Sequence[int]] = TUNE_GRID) -> tuple[Settings, dict[str, Any]]:
+         grid: dict[str, Sequence[int]] | None = None) -> tuple[Settings, dict[str, Any]]:
     """Pick edgetune's knobs, and the NSGA-II baseline's population size, by score on ``seeds``."""
-    horizon = horizon_fraction * table.total_cost
+    grid = tune_grid(table.epochs) if grid is None else grid
+    horizon = min(horizon_fraction, 0.3) * table.total_cost  # the score looks at costs <= 25% only
     tried = []
     for combo in itertools.product(*grid.values()):
         s = replace(base, **dict(zip(grid, combo)))
         runs = [simulate("edgetune", table, problem, seed, s, horizon) for seed in seeds]
         tried.append({"settings": dict(zip(grid, combo)), "score": _score(runs, problem, table)})
+        print(f"tune {tried[-1]}", file=sys.stderr, flush=True)
     best = max(tried, key=lambda t: t["score"])
     chosen = replace(base, **best["settings"])
     base_tried = []
@@ -739,7 +764,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--table", type=Path, help="measured table (CSV, schema in benchmarks/tables/README.md)")
-    src.add_argument("--synthetic", action="store_true", help="use a SYNTHETIC table (development only)")
+    src.add_argument("--synthetic", nargs="?", const="late", choices=("late", "early"),
+                     help="use a SYNTHETIC table (development only): pruning/QAT late in training as the "
+                          "default TrainSettings (late), or from the first epochs (early)")
     ap.add_argument("--out", type=Path, help="output folder (default reports/replay, or runs/replay-synthetic)")
     ap.add_argument("--latency-budget-ms", type=float, help="latency budget (default: the table's median latency)")
     ap.add_argument("--size-budget-bytes", type=float, help="size budget (default: none)")
@@ -759,7 +786,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     t0 = time.monotonic()
     if args.synthetic:
-        table = validate_table(synthetic_table(), "synthetic_table(seed=0)", kind="synthetic")
+        sched = {"late": {"prune_at": 0.4, "qat_fraction": 0.4}, "early": {"prune_at": 0.1, "qat_fraction": 0.9}}
+        kw = sched[args.synthetic]
+        table = validate_table(synthetic_table(**kw), f"synthetic_table(seed=0, {kw})", kind="synthetic")
         out = args.out or REPO / "runs" / "replay-synthetic"
         if (REPO / "reports" / "replay").resolve() in [out.resolve(), *out.resolve().parents]:
             raise ConfigError(f"--out {out}: results of a SYNTHETIC table never go under reports/replay. Fix: --out runs/...")
