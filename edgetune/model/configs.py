@@ -29,6 +29,7 @@ class ConformerLiteConfig:
     8). A frame attends to its own chunk and ``left_chunks`` previous chunks; with
     ``left_chunks = 0`` that number is derived from ``left_context_ms`` and the chunk size
     (at least one chunk), so the left context in time stays about constant across chunk sizes.
+    ``dropout`` applies while training only (residual branches, attention weights, FFN).
     """
 
     d_model: int = 96
@@ -38,6 +39,7 @@ class ConformerLiteConfig:
     conv_kernel: int = 7
     left_context_ms: int = 960
     left_chunks: int = 0
+    dropout: float = 0.1
     n_mels: int = 80
     vocab_size: int = 29
     version: int = 1
@@ -51,6 +53,8 @@ class ConformerLiteConfig:
             raise ConfigError(f"model config conv_kernel must be >= 2 (causal conv), but got {self.conv_kernel}")
         if not 0.5 <= float(self.ff_mult) <= 8:
             raise ConfigError(f"model config ff_mult must satisfy 0.5 <= ff_mult <= 8, but got {self.ff_mult!r}")
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ConfigError(f"model config dropout must satisfy 0 <= dropout < 1, but got {self.dropout!r}")
         if self.left_chunks < 0 or self.left_context_ms < 0:
             raise ConfigError(
                 f"model config left_chunks and left_context_ms must be >= 0, "

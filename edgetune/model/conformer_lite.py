@@ -39,7 +39,7 @@ def chunk_mask(frames: int, chunk: int, left_chunks: int, device: torch.device |
 class ConvModule(nn.Module):
     """LN -> pointwise (GLU) -> causal depthwise conv -> LN -> SiLU -> pointwise."""
 
-    def __init__(self, d: int, kernel: int) -> None:
+    def __init__(self, d: int, kernel: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(d)
         self.pw1 = QLinear(d, 2 * d)
@@ -47,6 +47,7 @@ class ConvModule(nn.Module):
         self.norm_dw = nn.LayerNorm(d)
         self.pw2 = QLinear(d, d)
         self.kernel = kernel
+        self.drop = nn.Dropout(dropout)
 
     def _run(self, x: torch.Tensor, left: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         a, b = self.pw1(self.norm(x)).chunk(2, dim=-1)
@@ -54,7 +55,7 @@ class ConvModule(nn.Module):
         y = F.pad(y, (self.kernel - 1, 0)) if left is None else torch.cat([left, y], dim=2)
         new_left = y[:, :, y.shape[2] - (self.kernel - 1):]               # [B, c, k-1]
         z = self.dw(y).transpose(1, 2)                                    # [B, T, c]
-        return self.pw2(F.silu(self.norm_dw(z))), new_left
+        return self.drop(self.pw2(F.silu(self.norm_dw(z)))), new_left
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._run(x, None)[0]
@@ -66,12 +67,15 @@ class ConvModule(nn.Module):
 class ChunkAttention(nn.Module):
     """Multi-head self-attention restricted to the own chunk and a bounded left context."""
 
-    def __init__(self, d: int, n_heads: int) -> None:
+    def __init__(self, d: int, n_heads: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(d)
         self.qkv = QLinear(d, 3 * d)
         self.proj = QLinear(d, d)
         self.n_heads = n_heads
+        # fixed at construction: pruning removes head dims but must not rescale the logits
+        self.scale = (d // n_heads) ** -0.5
+        self.drop = nn.Dropout(dropout)
 
     def _heads(self) -> tuple[int, int, int]:
         width = self.qkv.out_features // 3   # from the layer: survives pruning
@@ -82,10 +86,10 @@ class ChunkAttention(nn.Module):
         width, H, hd = self._heads()
         qkv = self.qkv(self.norm(x)).reshape(B, T, 3, H, hd).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)                                           # [B, H, T, hd]
-        att = (q * hd ** -0.5) @ k.transpose(-2, -1)                      # [B, H, T, T]
-        att = att.masked_fill(~mask, float("-inf")).softmax(dim=-1)
+        att = (q * self.scale) @ k.transpose(-2, -1)                      # [B, H, T, T]
+        att = self.drop(att.masked_fill(~mask, float("-inf")).softmax(dim=-1))
         y = (att @ v).transpose(1, 2).reshape(B, T, width)
-        return self.proj(y)
+        return self.drop(self.proj(y))
 
     def forward_chunk(self, x: torch.Tensor, kv_cache: torch.Tensor,
                       valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,29 +102,30 @@ class ChunkAttention(nn.Module):
         S = kv.shape[1]
         k = kv[:, :, :width].reshape(1, S, H, hd).transpose(1, 2)         # [1, H, S, hd]
         v = kv[:, :, width:].reshape(1, S, H, hd).transpose(1, 2)
-        att = (q * hd ** -0.5) @ k.transpose(-2, -1)                      # [1, H, C, S]
+        att = (q * self.scale) @ k.transpose(-2, -1)                      # [1, H, C, S]
         att = att.masked_fill(valid[:, None, None, :] < 0.5, float("-inf")).softmax(dim=-1)
         y = (att @ v).transpose(1, 2).reshape(1, C, width)
         return self.proj(y), kv[:, C:]
 
 
 class FeedForward(nn.Module):
-    def __init__(self, d: int, ff: int) -> None:
+    def __init__(self, d: int, ff: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(d)
         self.fc1 = QLinear(d, ff)
         self.fc2 = QLinear(ff, d)
+        self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(F.silu(self.fc1(self.norm(x))))
+        return self.drop(self.fc2(self.drop(F.silu(self.fc1(self.norm(x))))))
 
 
 class Block(nn.Module):
-    def __init__(self, d: int, ff: int, n_heads: int, kernel: int) -> None:
+    def __init__(self, d: int, ff: int, n_heads: int, kernel: int, dropout: float = 0.0) -> None:
         super().__init__()
-        self.conv = ConvModule(d, kernel)
-        self.attn = ChunkAttention(d, n_heads)
-        self.ffn = FeedForward(d, ff)
+        self.conv = ConvModule(d, kernel, dropout)
+        self.attn = ChunkAttention(d, n_heads, dropout)
+        self.ffn = FeedForward(d, ff, dropout)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         x = x + self.conv(x)
@@ -152,7 +157,7 @@ class ConformerLite(StreamingCTCModel):
         self.left_chunks = config.resolve_left_chunks(knobs.chunk_ms)
         self.subsample = QConv1d(config.n_mels, d, SUBSAMPLING, stride=SUBSAMPLING)
         self.blocks = nn.ModuleList(
-            Block(d, w["ff_dim"], w["n_heads"], config.conv_kernel) for _ in range(config.n_layers)
+            Block(d, w["ff_dim"], w["n_heads"], config.conv_kernel, config.dropout) for _ in range(config.n_layers)
         )
         self.norm_out = nn.LayerNorm(d)
         self.head = QLinear(d, config.vocab_size)

@@ -1,0 +1,64 @@
+"""``edgetune transcribe MODEL.onnx AUDIO...``: transcribe audio files with an exported model.
+
+Uses nothing but the file's own metadata (features, chunk, caches, vocabulary),
+:func:`edgetune.data.load_audio` (any rate, any channel count), :func:`log_mel_numpy` and the
+streaming runner: exactly what a device would do. Prints one ``path<TAB>transcript`` line per file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from edgetune.errors import ArtifactError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("transcribe", help="transcribe audio files with an exported edgetune model",
+                              description="Stream audio files through an edgetune ONNX model (chunk by chunk).")
+    p.add_argument("model", help="an edgetune .onnx file (from `edgetune candidate` or a study)")
+    p.add_argument("audio", nargs="+", help="audio files (WAV, FLAC, OGG; any sample rate, mono or multi-channel)")
+    p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (default 1)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per file instead of TSV")
+    p.set_defaults(func=run)
+
+
+def open_model(path: str | os.PathLike, threads: int = 1) -> Any:
+    """A StreamingModel for ``path``, or ArtifactError naming the file and the fix."""
+    from edgetune.bench.runner import StreamingModel
+    from edgetune.export.metadata import METADATA_KEY
+
+    p = Path(path)
+    if not p.is_file():
+        raise ArtifactError(f"model file {str(p)!r} does not exist; pass the model.onnx written by "
+                            f"`edgetune candidate --out DIR` (DIR/model.onnx) or by a study")
+    try:
+        return StreamingModel(str(p), threads=threads)
+    except ValueError as exc:  # the runner's "no edgetune metadata"
+        raise ArtifactError(f"{str(p)!r} is not an edgetune model: {exc}. Fix: export it with edgetune, "
+                            f"which writes the '{METADATA_KEY}' streaming metadata") from None
+    except Exception as exc:  # onnxruntime's InvalidProtobuf / Fail / NoSuchFile
+        raise ArtifactError(f"{str(p)!r} cannot be loaded by ONNX Runtime ({type(exc).__name__}: "
+                            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc}); "
+                            f"re-export it or check that it is an ONNX file") from None
+
+
+def transcribe_file(model: Any, audio: str | os.PathLike) -> str:
+    """Greedy transcript of one audio file (DataError naming the file if it cannot be read)."""
+    from edgetune.data import load_audio, log_mel_numpy
+    from edgetune.export.metadata import FeatureSpec
+
+    spec = FeatureSpec(**model.meta["features"])
+    wave = load_audio(audio, spec.sample_rate)
+    return model.greedy_text(model.run_utterance(log_mel_numpy(wave, spec)))
+
+
+def run(args: argparse.Namespace) -> int:
+    model = open_model(args.model, threads=args.threads)
+    for audio in args.audio:
+        text = transcribe_file(model, audio)
+        print(json.dumps({"audio": audio, "text": text}) if args.json else f"{audio}\t{text}")
+    return 0

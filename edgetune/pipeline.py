@@ -1,0 +1,294 @@
+"""One candidate end to end: model -> train (QAT, pruning) -> export (streaming ONNX, parity gate)
+-> WER, latency and size measured **on the exported file**.
+
+:func:`run_candidate` is what the search calls once per trial. It writes into ``out_dir``:
+
+- ``model.onnx``: the artifact (its size on disk is ``size_bytes``);
+- ``transcripts.jsonl``: one line per test utterance (id, group, reference, ONNX and PyTorch
+  hypotheses), from which ``wer`` can be recomputed;
+- ``result.json``: knobs, WER (overall, per group, worst group; from ONNX Runtime streaming
+  the file over ``log_mel_numpy`` features of the test audio, and ``wer_torch`` from the
+  PyTorch model), latency/RTF/memory from :func:`edgetune.bench.bench_model`, size, parity,
+  host, training facts, sha256.
+
+:func:`measure_untrained` exports an untrained candidate of the same shapes (pruned at the same
+ratio, quantized at the same width) and times it: latency and size depend on the architecture,
+not the weights, so a study can reject a candidate before training it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgetune.errors import DataError
+from edgetune.knobs import Knobs, PruneSchedule, TrainSettings
+
+if TYPE_CHECKING:
+    from edgetune.data import DatasetSplits
+
+MAX_PARITY_UTTERANCES = 100
+RESULT_FILE = "result.json"
+MODEL_FILE = "model.onnx"
+TRANSCRIPTS_FILE = "transcripts.jsonl"
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN/inf -> None so result.json is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _examples(utts: list[Any], feats: list[Any]) -> list[Any]:
+    from edgetune.data import encode, normalize_text
+    from edgetune.train import Example
+
+    out = []
+    for u, f in zip(utts, feats):
+        text = normalize_text(u.text)
+        if not text:
+            raise DataError(f"utterance {u.audio_filepath} has an empty transcript after normalisation; "
+                            f"fix or remove it in the manifest")
+        out.append(Example(feats=f, ids=encode(text), text=text, group=u.group or ""))
+    return out
+
+
+def _load_splits(dataset: "str | Path | DatasetSplits", progress: bool) -> "DatasetSplits":
+    from edgetune.data import DatasetSplits, load_dataset
+
+    if isinstance(dataset, DatasetSplits):
+        return dataset
+    return load_dataset(dataset, progress=progress)
+
+
+def _silence(features: Any) -> float:
+    return math.log(features.log_offset)
+
+
+def _transcribe_test(model: Any, path: Path, utts: list[Any], features: Any) -> list[dict[str, Any]]:
+    """Decode every test utterance with the ONNX file (streaming, ORT) and with the PyTorch model."""
+    import numpy as np
+    import torch
+
+    from edgetune.bench.runner import StreamingModel
+    from edgetune.data import load_audio, log_mel_numpy, normalize_text
+    from edgetune.train import ctc_greedy
+
+    stream = StreamingModel(str(path), threads=1)
+    vocab, blank = stream.meta["vocabulary"], int(stream.meta["blank_id"])
+    rows = []
+    model.eval()
+    with torch.no_grad():
+        for u in utts:
+            feats = log_mel_numpy(load_audio(u.audio_filepath, features.sample_rate), features)
+            hyp = stream.greedy_text(stream.run_utterance(feats))
+            padded = torch.from_numpy(stream.pad_features(feats))[None].to(next(model.parameters()).device)
+            hyp_torch = ctc_greedy(model(padded)[0].float().cpu(), vocab, blank)
+            rows.append({"id": getattr(u, "id", None) or Path(u.audio_filepath).stem, "group": u.group or "",
+                         "ref": normalize_text(u.text), "hyp": hyp, "hyp_torch": hyp_torch,
+                         "frames": int(np.asarray(feats).shape[0])})
+    return rows
+
+
+def wer_from_transcripts(rows: list[dict[str, Any]], key: str = "hyp") -> dict[str, Any]:
+    """Overall, per-group and worst-group WER of ``rows`` (as written to transcripts.jsonl)."""
+    from edgetune.train.trainer import group_wer, word_error_rate
+
+    refs = [r["ref"] for r in rows]
+    hyps = [r[key] for r in rows]
+    per_group = group_wer(refs, hyps, [r["group"] for r in rows])
+    return {"wer": word_error_rate(refs, hyps), "wer_per_group": per_group,
+            "worst_group_wer": max(per_group.values()) if per_group else word_error_rate(refs, hyps)}
+
+
+def _host(bench: dict[str, Any], threads: int) -> dict[str, Any]:
+    import onnxruntime
+
+    fp = bench.get("fingerprint") or {}
+    return {"hostname": platform.node(), "cpu_model": fp.get("cpu_model") or platform.processor(),
+            "machine": platform.machine(), "ort_version": fp.get("ort_version") or onnxruntime.__version__,
+            "threads": threads, "fingerprint": fp}
+
+
+def _bench(path: Path, target: str, threads: int, runs: int, warmup: int) -> dict[str, Any]:
+    from edgetune.bench import bench_model
+
+    return bench_model(path, target=target, threads=threads, runs=runs, warmup=warmup)
+
+
+def _bench_fields(bench: dict[str, Any]) -> dict[str, Any]:
+    keys = ("latency_ms", "rtf", "algorithmic_latency_ms", "peak_rss_bytes", "size_bytes", "gzip_bytes")
+    return {k: bench.get(k) for k in keys}
+
+
+def run_candidate(knobs: Knobs, out_dir: Path, *, dataset: "str | Path | DatasetSplits" = "smoke",
+                  train: TrainSettings = TrainSettings(), target: str = "local",
+                  bench_threads: int = 1, bench_runs: int = 200, bench_warmup: int = 20,
+                  family: str = "conformer_lite", progress: bool = True,
+                  on_epoch: Callable[[int, dict[str, float]], Any] | None = None,
+                  model_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train, export and measure one candidate; returns the result dict also written to ``result.json``.
+
+    ``on_epoch(epoch, {"wer", "worst_group_wer", "dev_loss", "train_loss", "seconds"})`` is
+    called after each epoch with dev-set metrics (PyTorch, greedy); returning False stops
+    training early (the candidate is still exported and measured; ``stopped_early`` says so).
+    ``model_config`` overrides the family's base architecture (e.g. a larger ``d_model``).
+    Raises ConfigError, DataError, TrainingError, ExportError/ParityError, TargetError.
+    """
+    import torch
+
+    from edgetune import __version__
+    from edgetune.data import extract_features
+    from edgetune.export import export_streaming_onnx
+    from edgetune.export.metadata import FeatureSpec
+    from edgetune.model import build_model
+    from edgetune.train import train_model
+
+    t_start = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    features = FeatureSpec()
+    splits = _load_splits(dataset, progress)
+    if not splits.test:
+        raise DataError(f"dataset {dataset!r} has an empty test split; WER cannot be measured")
+    train_set = _examples(splits.train, extract_features(splits.train, features, progress=progress))
+    dev_set = _examples(splits.dev, extract_features(splits.dev, features, progress=progress))
+
+    from edgetune.data import VOCABULARY
+
+    torch.manual_seed(train.seed)  # initialisation; train_model seeds batching and SpecAugment
+    model = build_model(family, knobs, model_config)
+    train_result = train_model(model, knobs, train, train_set, dev_set, vocabulary=VOCABULARY,
+                               pad_value=_silence(features), on_epoch=on_epoch, progress=progress)
+
+    model = model.cpu().eval()
+    parity_feats = [e.feats.numpy() for e in (dev_set or train_set)[:MAX_PARITY_UTTERANCES]]
+    model_path = out_dir / MODEL_FILE
+    exported = export_streaming_onnx(model, knobs, model_path, parity_features=parity_feats, features=features)
+
+    rows = _transcribe_test(model, model_path, splits.test, features)
+    _atomic_write_text(out_dir / TRANSCRIPTS_FILE, "".join(json.dumps(r) + "\n" for r in rows))
+    onnx_wer = wer_from_transcripts(rows, "hyp")
+    torch_wer = wer_from_transcripts(rows, "hyp_torch")
+
+    bench = _bench(model_path, target, bench_threads, bench_runs, bench_warmup)
+    size = model_path.stat().st_size
+    result = {
+        "knobs": knobs.to_dict(),
+        "family": family,
+        "model": MODEL_FILE,
+        **onnx_wer,
+        "wer_torch": torch_wer["wer"],
+        "wer_torch_per_group": torch_wer["wer_per_group"],
+        **_bench_fields(bench),
+        "size_bytes": size,
+        "parity": {k: v for k, v in (exported.parity or {}).items()},
+        "host": _host(bench, bench_threads),
+        "target": target,
+        "train_seconds": train_result.train_seconds,
+        "device": train_result.device,
+        "params": train_result.params_final,
+        "params_initial": train_result.params_initial,
+        "epochs_run": train_result.epochs_run,
+        "stopped_early": train_result.stopped_early,
+        "history": train_result.history,
+        "train": train.to_dict(),
+        "model_config": exported.spec.model_config,
+        "weight_storage": exported.spec.weight_storage,
+        "initializer_types": exported.initializer_types,
+        "export": {k: v for k, v in exported.extra.items()},
+        "test_utterances": len(rows),
+        "sha256": sha256_file(model_path),
+        "edgetune_version": __version__,
+        "torch_version": torch.__version__,
+        "seconds": time.perf_counter() - t_start,
+        "bench": {k: v for k, v in bench.items() if k not in ("samples_ms",)},
+    }
+    result = _json_safe(result)
+    _atomic_write_text(out_dir / RESULT_FILE, json.dumps(result, indent=2, sort_keys=True))
+    return result
+
+
+def export_untrained(knobs: Knobs, path: Path, *, family: str = "conformer_lite",
+                     model_config: dict[str, Any] | None = None, seed: int = 0,
+                     parity_utterances: int = 0) -> Any:
+    """Export an untrained candidate shaped by ``knobs``: pruned at the same ratio and schedule,
+    quantizers calibrated on random features. ``parity_utterances > 0`` runs the parity gate on
+    that many random inputs (meaningful for float widths only: untrained logits are near ties).
+    Returns the :class:`~edgetune.export.onnx_export.ExportResult`."""
+    import torch
+
+    from edgetune.export import export_streaming_onnx
+    from edgetune.model import build_model
+    from edgetune.model.quant import set_quant
+    from edgetune.train import Example, StructuredPruner, calibrate
+    from edgetune.train.trainer import GRADUAL_STEPS
+
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    model = build_model(family, knobs, model_config)
+    if knobs.sparsity > 0:
+        steps = GRADUAL_STEPS if knobs.prune_schedule == PruneSchedule.GRADUAL else 1
+        example = torch.zeros(1, 2 * model.chunk_frames, model.n_mels)
+        pruner = StructuredPruner(model, knobs.sparsity, example, steps=steps)
+        for _ in range(steps):
+            pruner.step()
+    feats = [torch.randn(int(model.chunk_frames * (1 + i % 3)), model.n_mels, generator=gen) for i in range(8)]
+    if knobs.bits != 32:
+        head_bits = {name: 8 for name in model.edge_layers()} if knobs.bits == 4 else None
+        set_quant(model, knobs.bits, observer=knobs.observer.value, head_bits=head_bits)
+        calibrate(model, [Example(f, [1], "a") for f in feats], pad_value=0.0, batch_size=4)
+    model.eval()
+    parity = [f.numpy() for f in feats[:parity_utterances]]
+    return export_streaming_onnx(model, knobs, path, parity_features=parity, check=parity_utterances > 0)
+
+
+def measure_untrained(knobs: Knobs, out_dir: Path, *, family: str = "conformer_lite", target: str = "local",
+                      bench_threads: int = 1, bench_runs: int = 200, bench_warmup: int = 20,
+                      model_config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Latency and size of an untrained candidate of the same shapes (for latency-first rejection).
+
+    Writes ``out_dir/untrained.onnx``; returns the bench fields (``latency_ms``, ``rtf``,
+    ``size_bytes``, ``gzip_bytes``, ``peak_rss_bytes``, ``algorithmic_latency_ms``) plus
+    ``params``, ``knobs`` and ``untrained: True``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "untrained.onnx"
+    exported = export_untrained(knobs, path, family=family, model_config=model_config)
+    bench = _bench(path, target, bench_threads, bench_runs, bench_warmup)
+    return _json_safe({**_bench_fields(bench), "size_bytes": path.stat().st_size,
+                       "params": exported.spec.model_config.get("params"), "knobs": knobs.to_dict(),
+                       "untrained": True, "host": _host(bench, bench_threads)})
+
+
+__all__ = ["export_untrained", "measure_untrained", "run_candidate", "wer_from_transcripts"]

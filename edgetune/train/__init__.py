@@ -1,0 +1,34 @@
+"""The training stage: CTC training with quantization-aware training and structured pruning.
+
+Everything here imports torch; names are loaded on first use so ``import edgetune.train``
+itself stays light.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_LAZY = {
+    "train_model": "edgetune.train.trainer",
+    "TrainResult": "edgetune.train.trainer",
+    "evaluate": "edgetune.train.trainer",
+    "calibrate": "edgetune.train.trainer",
+    "ctc_greedy": "edgetune.train.trainer",
+    "word_error_rate": "edgetune.train.trainer",
+    "resolve_device": "edgetune.train.trainer",
+    "Example": "edgetune.train._batching",
+    "StructuredPruner": "edgetune.train.pruning",
+    "prune_model": "edgetune.train.pruning",
+    "count_params": "edgetune.train.pruning",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'edgetune.train' has no attribute {name!r}")
+
+
+__all__ = sorted(_LAZY)

@@ -1,0 +1,76 @@
+"""Examples, length-bucketed batches and padding for CTC training.
+
+Batches are padded with the log-mel value of silence (``log(log_offset)``) up to a whole
+number of chunks, exactly as :class:`edgetune.bench.runner.StreamingModel` pads the last
+chunk of an utterance at inference; the CTC input length of each example covers its own
+padded chunks, so training sees what streaming inference produces.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Example:
+    """One utterance ready for training: log-mel features [T, n_mels], label ids, text, group."""
+
+    feats: torch.Tensor
+    ids: list[int]
+    text: str
+    group: str = ""
+
+    @property
+    def frames(self) -> int:
+        return int(self.feats.shape[0])
+
+
+@dataclass
+class Batch:
+    feats: torch.Tensor          # [B, T, n_mels], T a multiple of chunk_frames
+    input_lengths: torch.Tensor  # [B] output frames covering each example's padded chunks
+    targets: torch.Tensor        # [sum(target_lengths)] concatenated label ids
+    target_lengths: torch.Tensor  # [B]
+    texts: list[str]
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(self.feats.to(device, non_blocking=True), self.input_lengths, self.targets,
+                     self.target_lengths, self.texts)
+
+
+def bucket_batches(lengths: list[int], batch_size: int, generator: torch.Generator | None = None,
+                   jitter: float = 0.1) -> list[list[int]]:
+    """Indices grouped into batches of similar length, batch order shuffled.
+
+    With a generator, lengths are jittered by up to ``jitter`` before sorting so batch
+    composition changes between epochs; without one the order is deterministic (evaluation).
+    """
+    n = len(lengths)
+    if generator is not None:
+        noise = torch.rand(n, generator=generator).tolist()
+        keys = [(lengths[i] * (1.0 + jitter * noise[i]), i) for i in range(n)]
+    else:
+        keys = [(float(lengths[i]), i) for i in range(n)]
+    order = [i for _, i in sorted(keys)]
+    batches = [order[i:i + batch_size] for i in range(0, n, batch_size)]
+    if generator is not None:
+        perm = torch.randperm(len(batches), generator=generator).tolist()
+        batches = [batches[i] for i in perm]
+    return batches
+
+
+def collate(examples: list[Example], chunk_frames: int, subsampling: int, pad_value: float) -> Batch:
+    """Pad features to a whole number of chunks (silence) and concatenate targets."""
+    chunks = [max(1, math.ceil(e.frames / chunk_frames)) for e in examples]
+    t_max = max(chunks) * chunk_frames
+    n_mels = examples[0].feats.shape[1]
+    feats = torch.full((len(examples), t_max, n_mels), pad_value, dtype=torch.float32)
+    for i, e in enumerate(examples):
+        feats[i, :e.frames] = e.feats
+    input_lengths = torch.tensor([c * chunk_frames // subsampling for c in chunks], dtype=torch.long)
+    targets = torch.tensor([i for e in examples for i in e.ids], dtype=torch.long)
+    target_lengths = torch.tensor([len(e.ids) for e in examples], dtype=torch.long)
+    return Batch(feats, input_lengths, targets, target_lengths, [e.text for e in examples])

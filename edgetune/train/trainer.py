@@ -1,0 +1,332 @@
+"""Training: CTC + AdamW with warmup/cosine, quantization-aware in its last phase, pruned in the middle.
+
+One run, step by step (``total = epochs x batches``)::
+
+    step 0 ........ prune_at x total ........ (1 - qat_fraction) x total ........ total
+    float training  | structured pruning (one shot, or gradual steps) + fine-tuning
+                                              | QAT: fake-quant on (integer / fp16 candidates)
+
+CUDA when available (bf16 autocast), else CPU without autocast. Seeded: ``torch.manual_seed``
+for initialisation and a private generator for batch order and SpecAugment, so a run on the
+same machine and thread count is reproducible. After every epoch the dev set is decoded
+(greedy CTC) and ``on_epoch(epoch, {"wer": ..., "dev_loss": ..., "train_loss": ...})`` is
+called; returning False stops training early (the model is still usable).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from edgetune.errors import ConfigError, TrainingError
+from edgetune.knobs import Knobs, PruneSchedule, TrainSettings
+from edgetune.model.quant import set_quant
+from edgetune.train._batching import Batch, Example, bucket_batches, collate
+from edgetune.train.pruning import StructuredPruner, count_params
+
+GRADUAL_STEPS = 4          # pruning steps of the gradual schedule
+GRADUAL_SPAN = 0.3         # ... spread over this fraction of training after prune_at
+WARMUP_FRACTION = 0.08
+FINAL_LR_FRACTION = 0.02
+GRAD_CLIP = 5.0
+WEIGHT_DECAY = 1e-2
+
+OnEpoch = Callable[[int, dict[str, float]], Any]
+
+
+@dataclass
+class TrainResult:
+    """What happened during training (written into result.json)."""
+
+    device: str
+    epochs_run: int
+    steps: int
+    train_seconds: float
+    stopped_early: bool
+    params_initial: int
+    params_final: int
+    qat_start_step: int | None
+    prune_steps: list[int]
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA if available else CPU; an explicit CUDA device that is absent is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r} was asked for but CUDA is not available here; use device='cpu' or 'auto'")
+    return torch.device(name)
+
+
+def lr_at(step: int, total: int, peak: float) -> float:
+    """Linear warmup, then cosine decay to FINAL_LR_FRACTION x peak."""
+    warmup = max(1, int(WARMUP_FRACTION * total))
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def ctc_greedy(logits: torch.Tensor, vocabulary: Sequence[str], blank: int = 0) -> str:
+    """Best path of one utterance's logits [T, V]: collapse repeats, drop blanks, tidy spaces."""
+    out, prev = [], -1
+    for i in logits.argmax(dim=-1).tolist():
+        if i != prev and i != blank:
+            out.append(vocabulary[i])
+        prev = i
+    return " ".join("".join(out).split())
+
+
+def word_error_rate(refs: Sequence[str], hyps: Sequence[str]) -> float:
+    """Corpus WER (jiwer); an empty hypothesis counts as all deletions."""
+    import jiwer
+
+    if not refs:
+        return float("nan")
+    return float(jiwer.wer(list(refs), [h if h.strip() else "" for h in hyps]))
+
+
+def group_wer(refs: Sequence[str], hyps: Sequence[str], groups: Sequence[str]) -> dict[str, float]:
+    """WER per group (e.g. accent); utterances without a group are left out."""
+    by: dict[str, tuple[list[str], list[str]]] = {}
+    for r, h, g in zip(refs, hyps, groups):
+        if g:
+            by.setdefault(g, ([], []))[0].append(r)
+            by[g][1].append(h)
+    return {g: word_error_rate(r, h) for g, (r, h) in sorted(by.items())}
+
+
+def feature_stats(examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor]:
+    frames = torch.cat([e.feats for e in examples], dim=0).double()
+    return frames.mean(dim=0).float(), frames.std(dim=0).float()
+
+
+@torch.no_grad()
+def evaluate(model: Any, examples: Sequence[Example], *, batch_size: int, pad_value: float,
+             vocabulary: Sequence[str], device: torch.device | None = None) -> dict[str, Any]:
+    """Dev loss and greedy WER of ``model`` (eval mode, full utterances with the chunk mask)."""
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    refs, hyps, groups, losses, weights = [], [], [], [], []
+    lengths = [e.frames for e in examples]
+    for idx in bucket_batches(lengths, batch_size):
+        batch = collate([examples[i] for i in idx], model.chunk_frames, model.subsampling, pad_value)
+        logits = model(batch.feats.to(device)).float()
+        log_probs = logits.log_softmax(-1).transpose(0, 1)
+        loss = F.ctc_loss(log_probs, batch.targets.to(device), batch.input_lengths.to(device),
+                          batch.target_lengths.to(device), blank=0, zero_infinity=True)
+        losses.append(float(loss))
+        weights.append(len(idx))
+        for j, n in enumerate(batch.input_lengths.tolist()):
+            hyps.append(ctc_greedy(logits[j, :n].cpu(), vocabulary))
+        refs += batch.texts
+        groups += [examples[i].group for i in idx]
+    model.train(was_training)
+    per_group = group_wer(refs, hyps, groups)
+    return {"loss": sum(l * w for l, w in zip(losses, weights)) / max(1, sum(weights)),
+            "wer": word_error_rate(refs, hyps), "wer_per_group": per_group,
+            "worst_group_wer": max(per_group.values()) if per_group else float("nan"),
+            "refs": refs, "hyps": hyps}
+
+
+class _Progress:
+    """A rich progress bar over training steps (or nothing)."""
+
+    def __init__(self, enabled: bool, total: int, title: str) -> None:
+        self.bar = None
+        if enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TimeElapsedColumn(), TextColumn("{task.fields[info]}"), transient=True)
+            self.task = self.bar.add_task(title, total=total, info="")
+
+    def __enter__(self) -> "_Progress":
+        if self.bar is not None:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def update(self, info: str, advance: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, advance=advance, info=info)
+
+    def log(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.console.log(text)
+
+
+def _phase_steps(knobs: Knobs, settings: TrainSettings, total: int) -> tuple[int | None, list[int]]:
+    qat_start = None
+    if knobs.bits != 32 and settings.qat_fraction > 0:
+        qat_start = min(total - 1, int(round((1.0 - settings.qat_fraction) * total)))
+    prune_steps: list[int] = []
+    if knobs.sparsity > 0:
+        first = int(round(settings.prune_at * total))
+        if knobs.prune_schedule == PruneSchedule.GRADUAL:
+            span = max(GRADUAL_STEPS, int(GRADUAL_SPAN * total))
+            prune_steps = [min(total - 1, first + k * span // GRADUAL_STEPS) for k in range(GRADUAL_STEPS)]
+        else:
+            prune_steps = [min(total - 1, first)]
+    return qat_start, prune_steps
+
+
+def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Sequence[Example],
+                dev_set: Sequence[Example], *, vocabulary: Sequence[str], pad_value: float,
+                on_epoch: OnEpoch | None = None, progress: bool = True,
+                spec_augment: Callable[..., torch.Tensor] | None = None) -> TrainResult:
+    """Train ``model`` in place for ``knobs`` (QAT width, sparsity, lr, SpecAugment) at ``settings``.
+
+    Raises TrainingError on a NaN/inf loss or CUDA out-of-memory, naming the step and the fix.
+    """
+    if not train_set:
+        raise TrainingError("the training split is empty; check the dataset")
+    device = resolve_device(settings.device)
+    torch.manual_seed(settings.seed)
+    gen = torch.Generator().manual_seed(settings.seed)
+    old_threads = torch.get_num_threads()
+    if settings.num_threads:
+        torch.set_num_threads(settings.num_threads)
+    if spec_augment is None and knobs.specaugment:
+        from edgetune.data import spec_augment as _sa
+
+        spec_augment = _sa
+
+    mean, std = feature_stats(train_set)
+    model.set_feature_stats(mean, std)
+    model.to(device).train()
+    lengths = [e.frames for e in train_set]
+    n_batches = math.ceil(len(train_set) / settings.batch_size)
+    total = settings.epochs * n_batches
+    qat_start, prune_steps = _phase_steps(knobs, settings, total)
+    head_bits = {name: 8 for name in model.edge_layers()} if knobs.bits == 4 else None
+    pruner: StructuredPruner | None = None
+
+    def make_opt() -> torch.optim.Optimizer:
+        return torch.optim.AdamW(model.parameters(), lr=knobs.lr, weight_decay=WEIGHT_DECAY)
+
+    opt = make_opt()
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
+                else contextlib.nullcontext())
+    result = TrainResult(device=str(device), epochs_run=0, steps=0, train_seconds=0.0, stopped_early=False,
+                         params_initial=count_params(model), params_final=0, qat_start_step=qat_start,
+                         prune_steps=prune_steps)
+    t0 = time.perf_counter()
+    step = 0
+    try:
+        with _Progress(progress, total, f"train {_short(knobs)}") as bar:
+            for epoch in range(1, settings.epochs + 1):
+                running, seen = 0.0, 0
+                for idx in bucket_batches(lengths, settings.batch_size, gen):
+                    if step == qat_start:
+                        set_quant(model, knobs.bits, observer=knobs.observer.value, head_bits=head_bits)
+                        bar.log(f"step {step}: quantization-aware training on ({knobs.bits}-bit)")
+                    if step in prune_steps:
+                        if pruner is None:
+                            example = torch.zeros(1, 2 * model.chunk_frames, model.n_mels, device=device)
+                            pruner = StructuredPruner(model, knobs.sparsity, example, steps=len(prune_steps))
+                        before, after = pruner.step()
+                        opt = make_opt()
+                        bar.log(f"step {step}: pruned {before} -> {after} parameters")
+                    batch = collate([train_set[i] for i in idx], model.chunk_frames, model.subsampling, pad_value)
+                    loss = _train_step(model, batch, opt, device, autocast, lr_at(step, total, knobs.lr),
+                                       spec_augment if knobs.specaugment else None, gen)
+                    if not math.isfinite(loss):
+                        raise TrainingError(
+                            f"loss became NaN at step {step} (epoch {epoch}, lr {lr_at(step, total, knobs.lr):.2e}, "
+                            f"knobs {knobs.to_dict()}); fix: lower the learning rate (knob lr)")
+                    running += loss * len(idx)
+                    seen += len(idx)
+                    step += 1
+                    bar.update(f"epoch {epoch}/{settings.epochs} loss {loss:.3f}")
+                dev = evaluate(model, dev_set, batch_size=settings.batch_size, pad_value=pad_value,
+                               vocabulary=vocabulary, device=device) if dev_set else {"loss": float("nan"),
+                                                                                     "wer": float("nan")}
+                record = {"epoch": epoch, "train_loss": running / max(1, seen), "dev_loss": dev["loss"],
+                          "wer": dev["wer"], "worst_group_wer": dev.get("worst_group_wer", float("nan")),
+                          "seconds": time.perf_counter() - t0}
+                result.history.append(record)
+                result.epochs_run = epoch
+                bar.log(f"epoch {epoch}: train loss {record['train_loss']:.3f}, dev loss {dev['loss']:.3f}, "
+                        f"dev WER {dev['wer']:.3f}")
+                if on_epoch is not None and on_epoch(epoch, {k: v for k, v in record.items() if k != "epoch"}) is False:
+                    result.stopped_early = True
+                    break
+    except torch.cuda.OutOfMemoryError as exc:
+        raise TrainingError(f"CUDA out of memory at step {step} with batch_size {settings.batch_size} "
+                            f"(knobs {knobs.to_dict()}); fix: lower batch_size or the depth multiplier") from exc
+    finally:
+        if settings.num_threads:
+            torch.set_num_threads(old_threads)
+    # a run stopped before QAT/pruning still yields the candidate the knobs describe
+    if qat_start is not None and step <= qat_start:
+        set_quant(model, knobs.bits, observer=knobs.observer.value, head_bits=head_bits)
+        calibrate(model, train_set, pad_value=pad_value, batch_size=settings.batch_size)
+    if prune_steps and (pruner is None or pruner.done < pruner.steps):
+        if pruner is None:
+            example = torch.zeros(1, 2 * model.chunk_frames, model.n_mels, device=device)
+            pruner = StructuredPruner(model, knobs.sparsity, example, steps=1)
+        while pruner.done < pruner.steps:
+            pruner.step()
+        if qat_start is not None:
+            calibrate(model, train_set, pad_value=pad_value, batch_size=settings.batch_size)
+    result.steps = step
+    result.train_seconds = time.perf_counter() - t0
+    result.params_final = count_params(model)
+    model.eval()
+    return result
+
+
+def _train_step(model: Any, batch: Batch, opt: torch.optim.Optimizer, device: torch.device,
+                autocast: Any, lr: float, augment: Callable[..., torch.Tensor] | None,
+                gen: torch.Generator) -> float:
+    for group in opt.param_groups:
+        group["lr"] = lr
+    feats = batch.feats
+    if augment is not None:
+        feats = augment(feats, gen)
+    with autocast:
+        logits = model(feats.to(device))
+    log_probs = logits.float().log_softmax(-1).transpose(0, 1)
+    loss = F.ctc_loss(log_probs, batch.targets.to(device), batch.input_lengths.to(device),
+                      batch.target_lengths.to(device), blank=0, zero_infinity=True)
+    if not torch.isfinite(loss):
+        return float("nan")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+    opt.step()
+    return float(loss.detach())
+
+
+@torch.no_grad()
+def calibrate(model: Any, examples: Sequence[Example], *, pad_value: float, batch_size: int = 16,
+              max_batches: int = 8) -> None:
+    """Let enabled activation observers see data (train-mode forward passes without updates)."""
+    was_training = model.training
+    model.train()
+    device = next(model.parameters()).device
+    lengths = [e.frames for e in examples]
+    for idx in bucket_batches(lengths, batch_size)[:max_batches]:
+        batch = collate([examples[i] for i in idx], model.chunk_frames, model.subsampling, pad_value)
+        model(batch.feats.to(device))
+    model.train(was_training)
+
+
+def _short(knobs: Knobs) -> str:
+    return f"b{knobs.bits} s{knobs.sparsity:.2f} d{knobs.depth_multiplier:.2f} c{knobs.chunk_ms}"
