@@ -29,6 +29,7 @@ import itertools
 import json
 import multiprocessing as mp
 import os
+import queue
 import sys
 import threading
 import time
@@ -43,7 +44,8 @@ GRID = {
 
 
 def config_id(cfg: dict) -> str:
-    return "b{bits}_s{sparsity}_d{depth_multiplier}_c{chunk_ms}".format(**cfg)
+    extra = "".join(f"_{k}{v}" for k, v in sorted(cfg.items()) if k not in GRID)
+    return "b{bits}_s{sparsity}_d{depth_multiplier}_c{chunk_ms}".format(**cfg) + extra
 
 
 def grid_configs() -> list[dict]:
@@ -158,7 +160,12 @@ def run_pool(configs: list[dict], workers: int, args: dict, on_row, deadline: fl
             inflight += 1
         done = 0
         while inflight:
-            row = results.get()
+            try:
+                row = results.get(timeout=30)
+            except queue.Empty:
+                if not any(p.is_alive() for p in procs):
+                    raise RuntimeError("every worker process died; see the log above") from None
+                continue
             inflight -= 1
             done += 1
             on_row(row)
@@ -208,7 +215,7 @@ def mode_grid(a: argparse.Namespace, common: dict) -> None:
 
 def mode_throughput(a: argparse.Namespace, common: dict) -> None:
     out = Path(a.out)
-    configs = [c for c in grid_configs() if c["bits"] == 8 and c["chunk_ms"] == 320][: a.trials_per_k]
+    configs = [c for c in grid_configs() if c["bits"] == a.tp_bits and c["chunk_ms"] == 320][: a.trials_per_k]
     rows = []
     for k in [int(x) for x in a.ks.split(",")]:
         n = a.trials_per_k * k if a.scale_trials else a.trials_per_k
@@ -270,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume-from", default="", help="grid.jsonl of an earlier run to continue")
     p.add_argument("--ks", default="1,2,4,8")
     p.add_argument("--trials-per-k", type=int, default=8)
+    p.add_argument("--tp-bits", type=int, default=32, help="bit width of the throughput trials")
     p.add_argument("--scale-trials", action="store_true", help="run trials_per_k * K trials for each K")
     p.add_argument("--to-csv", default="", help="with mode grid: write the frozen CSV table here and exit")
     a = p.parse_args(argv)
