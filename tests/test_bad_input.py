@@ -1,0 +1,327 @@
+"""The bad-input suite: each kind of broken input a user can hand edgetune, and the error it gets.
+
+Every test asserts that the message names the offending thing (the file, key or value) AND says
+how to fix it. Inputs are real files written into ``tmp_path`` (soundfile for audio, plain text
+for YAML and manifests), studies run with the simulated runner, and the storage URL points at a
+real closed port. A last pair of tests checks that nothing in the package unpickles data it
+loads (``torch.load`` with ``weights_only=True``, ``np.load`` without ``allow_pickle=True``).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from edgetune.errors import ArtifactError, ConfigError, DataError, StudyError, TargetError
+from edgetune.search import SimulatedRunner, config_from_yaml, load_config, run_study
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE = REPO / "edgetune"
+
+STUDY = """
+study_name: bad_input
+n_trials: {n}
+seed: 3
+space:
+  bits: [8, 32]
+  sparsity: {{low: 0.0, high: 0.8, step: 0.1}}
+  chunk_ms: [160, 320]
+objectives: [wer, latency_ms, size_bytes]
+train: {{epochs: 1}}
+sampler: {{name: random}}
+"""
+
+
+def tone(seconds: float, rate: int, hz: float = 440.0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.5 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def manifest_folder(root: Path, rows: list[dict]) -> Path:
+    """A NeMo-style dataset folder whose train/dev/test manifests all list ``rows``."""
+    root.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    for split in ("train", "dev", "test"):
+        (root / f"{split}.jsonl").write_text(text)
+    return root
+
+
+def good_row(root: Path, name: str, seconds: float = 0.5) -> dict:
+    sf.write(root / name, tone(seconds, 16000), 16000)
+    return {"audio_filepath": name, "duration": seconds, "text": "hello world"}
+
+
+# ---- audio and datasets -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac"])
+def test_corrupt_audio_names_the_file_and_the_fix(tmp_path: Path, suffix: str) -> None:
+    from edgetune.data import load_audio
+
+    bad = tmp_path / f"broken{suffix}"
+    sf.write(bad, tone(0.5, 16000), 16000)
+    raw = bad.read_bytes()
+    bad.write_bytes(raw[:4] + b"\x00garbage\xff" * 20)  # keep the magic, destroy the header
+    with pytest.raises(DataError) as e:
+        load_audio(bad)
+    msg = str(e.value)
+    assert str(bad) in msg and "unreadable" in msg
+    assert "re-create or re-download" in msg
+
+
+def test_corrupt_file_in_a_dataset_is_listed_with_its_reason(tmp_path: Path) -> None:
+    from edgetune.data import load_dataset, validate_dataset
+
+    root = tmp_path / "ds"
+    root.mkdir()
+    rows = [good_row(root, "ok.wav")]
+    (root / "bad.flac").write_bytes(b"fLaC" + b"\x13" * 200)
+    rows.append({"audio_filepath": "bad.flac", "duration": 0.5, "text": "broken file"})
+    splits = load_dataset(manifest_folder(root, rows))
+    with pytest.raises(DataError) as e:
+        validate_dataset(splits)
+    msg = str(e.value)
+    assert str(root / "bad.flac") in msg and "unreadable" in msg
+    assert str(root / "ok.wav") not in msg  # only the bad file is blamed
+    assert "fix or remove them from the manifest" in msg
+
+
+def test_other_sample_rate_and_stereo_are_resampled_and_downmixed(tmp_path: Path) -> None:
+    """Handled, not refused: 44.1 kHz stereo comes back as 16 kHz mono with the same content."""
+    from edgetune.data import load_audio, load_dataset, validate_dataset
+
+    root = tmp_path / "ds"
+    root.mkdir()
+    left, right = tone(1.0, 44100, 440.0), tone(1.0, 44100, 440.0) * 0.5
+    sf.write(root / "stereo.flac", np.stack([left, right], axis=1), 44100)
+    wave = load_audio(root / "stereo.flac", 16000)
+    assert wave.ndim == 1 and wave.dtype == np.float32
+    assert wave.size == -(-44100 * 16000 // 44100) == 16000
+    spectrum = np.abs(np.fft.rfft(wave))
+    assert abs(np.argmax(spectrum) * 16000 / wave.size - 440.0) <= 2.0  # the tone survived, not aliased
+    mid = wave[2000:-2000]
+    assert np.isclose(np.abs(mid).max(), 0.75 * 0.5, rtol=0.03)  # the mean of both channels
+    rows = [{"audio_filepath": "stereo.flac", "duration": 1.0, "text": "a tone"}]
+    validate_dataset(load_dataset(manifest_folder(root, rows)))  # no error: the file is usable
+
+
+def test_empty_transcript_is_listed(tmp_path: Path) -> None:
+    from edgetune.data import load_dataset, validate_dataset
+
+    root = tmp_path / "ds"
+    root.mkdir()
+    rows = [good_row(root, "a.wav"), {**good_row(root, "silent_text.wav"), "text": "   "}]
+    with pytest.raises(DataError) as e:
+        validate_dataset(load_dataset(manifest_folder(root, rows)))
+    msg = str(e.value)
+    assert str(root / "silent_text.wav") in msg and "no transcript" in msg
+    assert "fix or remove them from the manifest" in msg
+
+
+def test_missing_transcript_key_names_the_manifest_line(tmp_path: Path) -> None:
+    from edgetune.data import load_dataset
+
+    root = tmp_path / "ds"
+    root.mkdir()
+    row = good_row(root, "a.wav")
+    del row["text"]
+    manifest_folder(root, [good_row(root, "b.wav"), row])
+    with pytest.raises(DataError) as e:
+        load_dataset(root)
+    msg = str(e.value)
+    assert "train.jsonl" in msg and ":2" in msg  # the file and the line
+    assert "text" in msg and "a manifest line needs" in msg
+
+
+def test_missing_audio_file_names_the_file(tmp_path: Path) -> None:
+    from edgetune.data import load_audio, load_dataset, validate_dataset
+
+    with pytest.raises(DataError) as e:
+        load_audio(tmp_path / "nowhere.wav")
+    assert str(tmp_path / "nowhere.wav") in str(e.value)
+    assert "fix the path in the manifest or restore the file" in str(e.value)
+
+    root = tmp_path / "ds"
+    root.mkdir()
+    rows = [good_row(root, "a.wav"), {"audio_filepath": "gone.wav", "duration": 0.5, "text": "lost"}]
+    with pytest.raises(DataError) as e:
+        validate_dataset(load_dataset(manifest_folder(root, rows)))
+    assert f"{root / 'gone.wav'} (id" in str(e.value) and "missing" in str(e.value)
+
+
+# ---- the study config ---------------------------------------------------------------------
+
+
+def test_invalid_yaml_names_file_and_line(tmp_path: Path) -> None:
+    f = tmp_path / "study.yaml"
+    f.write_text("study_name: t\nn_trials: 3\nspace:\n  bits: [4, 8\n  chunk_ms: [160]\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    msg = str(e.value)
+    assert f"{f}:" in msg and "invalid YAML" in msg
+    line = int(msg.split(f"{f}:", 1)[1].split(":", 1)[0])
+    assert 4 <= line <= 6  # at or just after the unclosed list
+    assert "Fix the syntax at that line" in msg
+
+
+def test_unknown_key_lists_the_valid_ones(tmp_path: Path) -> None:
+    f = tmp_path / "study.yaml"
+    f.write_text("study_name: t\nn_trials: 3\nepochz: 4\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    msg = str(e.value)
+    assert "epochz" in msg and f"{f}:3" in msg
+    assert "valid keys are" in msg and "train" in msg
+
+
+@pytest.mark.parametrize(
+    ("space", "key", "value", "fix"),
+    [
+        ("sparsity: {low: 0.0, high: 1.5}", "space.sparsity.high", "1.5", "pick a value in [0.0, 0.9]"),
+        ("depth_multiplier: {low: 0.0, high: 1.0}", "space.depth_multiplier.low", "0.0", "pick a value in [0.25, 1.0]"),
+        ("bits: [3, 8]", "space.bits[0]", "3", "one of 4, 8, 16, 32"),
+    ],
+)
+def test_out_of_range_knob_names_key_value_and_range(tmp_path: Path, space: str, key: str, value: str, fix: str) -> None:
+    f = tmp_path / "study.yaml"
+    f.write_text(f"study_name: t\nn_trials: 3\nspace:\n  {space}\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    msg = str(e.value)
+    assert key in msg and f"got {value}" in msg and fix in msg and f"{f}:4" in msg
+
+
+def test_unknown_target_scheme_lists_the_valid_ones() -> None:
+    from edgetune.bench import parse_target
+
+    with pytest.raises(TargetError) as e:
+        parse_target("ftp://x")
+    msg = str(e.value)
+    assert "'ftp://x'" in msg
+    assert "local, ssh, adb" in msg and "ssh://user@host" in msg
+
+
+def test_unknown_target_in_a_config_names_the_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as e:
+        config_from_yaml("study_name: t\nn_trials: 3\ntarget: [ftp://x]\n")
+    msg = str(e.value)
+    assert "target" in msg and "ftp://x" in msg and "local, ssh, adb" in msg
+
+
+# ---- studies, artifacts and storage ----------------------------------------------------------
+
+
+def test_tampered_artifact_is_refused_on_export(tmp_path: Path) -> None:
+    from edgetune.report import export_trial
+
+    study_dir = tmp_path / "study"
+    summary = run_study(config_from_yaml(STUDY.format(n=2)), study_dir, runner=SimulatedRunner(), progress=False)
+    number = summary.front[0]
+    artifact = study_dir / "trials" / str(number) / "model.onnx"
+    data = bytearray(artifact.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte, same size
+    artifact.write_bytes(bytes(data))
+    out = tmp_path / "export" / "phone.onnx"
+    with pytest.raises(ArtifactError) as e:
+        export_trial(study_dir, number, out)
+    msg = str(e.value)
+    assert str(artifact) in msg and "sha256 mismatch" in msg and f"trial {number}" in msg
+    assert "Fix" in msg or "fix" in msg
+    assert not out.exists()  # nothing half-exported
+
+
+@pytest.mark.timeout(120)
+def test_unreachable_storage_url_is_a_clear_study_error(tmp_path: Path) -> None:
+    url = "postgresql://u@127.0.0.1:1/db"  # a closed port: refused at once, no hanging
+    config = config_from_yaml(STUDY.format(n=2) + f"storage: {url}\n")
+    with pytest.raises(StudyError) as e:
+        run_study(config, tmp_path / "study", runner=SimulatedRunner(), progress=False)
+    msg = str(e.value)
+    assert url in msg and "cannot open study storage" in msg
+    assert "Fix: check the URL, that the database server is reachable" in msg
+
+
+def test_storage_url_password_is_masked_in_the_error(tmp_path: Path) -> None:
+    url = "postgresql://user:hunter2@127.0.0.1:1/db"
+    config = config_from_yaml(STUDY.format(n=2) + f"storage: {url}\n")
+    with pytest.raises(StudyError) as e:
+        run_study(config, tmp_path / "study", runner=SimulatedRunner(), progress=False)
+    assert "hunter2" not in str(e.value) and "127.0.0.1:1/db" in str(e.value)
+
+
+def test_study_dir_from_an_incompatible_config_is_refused(tmp_path: Path) -> None:
+    study_dir = tmp_path / "study"
+    run_study(config_from_yaml(STUDY.format(n=2)), study_dir, runner=SimulatedRunner(), progress=False)
+    changed = config_from_yaml(STUDY.format(n=2).replace("chunk_ms: [160, 320]", "chunk_ms: [160, 640]"))
+    with pytest.raises(StudyError) as e:
+        run_study(changed, study_dir, runner=SimulatedRunner(), progress=False)
+    msg = str(e.value)
+    assert str(study_dir / "study.yaml") in msg and "space.chunk_ms" in msg
+    assert "Fix: use a new --study-dir" in msg
+    saved = load_config(study_dir / "study.yaml")
+    assert saved.to_dict() == config_from_yaml(STUDY.format(n=2)).to_dict()  # the refused run wrote nothing
+
+
+def test_study_dir_with_journal_but_no_config_is_refused(tmp_path: Path) -> None:
+    study_dir = tmp_path / "study"
+    run_study(config_from_yaml(STUDY.format(n=2)), study_dir, runner=SimulatedRunner(), progress=False)
+    (study_dir / "study.yaml").unlink()
+    with pytest.raises(StudyError) as e:
+        run_study(config_from_yaml(STUDY.format(n=2)), study_dir, runner=SimulatedRunner(), progress=False)
+    assert str(study_dir) in str(e.value) and "no study.yaml" in str(e.value)
+    assert "Fix: use another --study-dir, or restore study.yaml" in str(e.value)
+
+
+# ---- no unpickling of untrusted data -----------------------------------------------------------
+
+
+def _unsafe_loads(source: str, where: str) -> list[str]:
+    """``torch.load`` calls without ``weights_only=True``, ``np.load`` with ``allow_pickle=True``,
+    and any ``pickle``/``joblib``/``dill`` load in ``source``."""
+
+    def kw(call: ast.Call, name: str) -> object:
+        for k in call.keywords:
+            if k.arg == name:
+                return k.value.value if isinstance(k.value, ast.Constant) else "<expr>"
+        return None
+
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        owner = node.func.value.id if isinstance(node.func.value, ast.Name) else None
+        name = node.func.attr
+        line = f"{where}:{node.lineno}"
+        if owner == "torch" and name == "load" and kw(node, "weights_only") is not True:
+            found.append(f"{line}: torch.load without weights_only=True")
+        if owner in ("np", "numpy") and name == "load" and kw(node, "allow_pickle") not in (None, False):
+            found.append(f"{line}: np.load with allow_pickle")
+        if owner in ("pickle", "cPickle", "joblib", "dill") and name in ("load", "loads"):
+            found.append(f"{line}: {owner}.{name}")
+    return found
+
+
+def test_unsafe_load_checker_catches_what_it_should() -> None:
+    bad = (
+        "import torch, numpy as np, pickle\n"
+        "torch.load(p)\n"
+        "torch.load(p, weights_only=False)\n"
+        "np.load(p, allow_pickle=True)\n"
+        "pickle.loads(b)\n"
+        "torch.load(p, weights_only=True)\n"
+        "np.load(p, allow_pickle=False)\n"
+        "np.load(p)\n"
+    )
+    assert [f.split(":")[1] for f in _unsafe_loads(bad, "x")] == ["2", "3", "4", "5"]
+
+
+def test_package_never_unpickles_untrusted_data() -> None:
+    files = sorted(PACKAGE.rglob("*.py"))
+    assert len(files) > 20
+    found = [f for p in files for f in _unsafe_loads(p.read_text(), str(p.relative_to(REPO)))]
+    assert not found, "unsafe deserialisation (pass weights_only=True / drop allow_pickle):\n" + "\n".join(found)
