@@ -1,0 +1,221 @@
+"""Four worker processes on one study in a real PostgreSQL server: nothing lost, nothing duplicated,
+and a worker killed with SIGKILL mid-trial has its trial failed and its configuration run again.
+
+The server comes from ``EDGETUNE_TEST_POSTGRES`` (``postgresql://user@host:port/db``); without it
+the tests skip, unless ``EDGETUNE_REQUIRE_SERVICES=1``, which makes them fail. Every test uses a
+study name of its own and deletes the study at the end. Workers are real ``run_study``
+processes with the simulated runner (the storage, the study loop and the recovery are real; the
+training is not).
+
+Recovery paths (``edgetune.search._trials.recover_interrupted``, run when a worker starts):
+- same host: the dead worker's pid is gone, so its RUNNING trial is failed at once;
+- another host: the pid cannot be checked, so Optuna's heartbeat decides
+  (``fail_stale_trials``). This case is a strict xfail: see its reason (a bug in
+  ``edgetune/search/_trials.py``; the heartbeat is never recorded nor checked). The test shortens the heartbeat to 1 s / grace 2 s inside its worker
+  processes (the module constants of ``edgetune.search._storage``) and makes the victim report
+  another host name.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgetune.search import StudyPaths, config_from_yaml, config_to_yaml, is_finished, is_interrupted, open_study
+
+REPO = Path(__file__).resolve().parents[1]
+HEARTBEAT_S, GRACE_S = 1, 2
+
+CONFIG = """
+study_name: {name}
+n_trials: {n}
+seed: 7
+space:
+  bits: [4, 8, 16, 32]
+  sparsity: {{low: 0.0, high: 0.8, step: 0.1}}
+  depth_multiplier: {{low: 0.25, high: 1.0}}
+  chunk_ms: [160, 320, 640]
+objectives: [wer, latency_ms, size_bytes]
+train: {{epochs: 2}}
+sampler: {{name: nsga2, population_size: 4}}
+storage: {url}
+"""
+
+WORKER = """
+import socket, sys
+import edgetune.search._storage as storage
+import edgetune.search._study as study_loop
+from edgetune.search import SimulatedRunner, load_config, run_study
+
+cfg, study_dir, delay, host = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
+storage.HEARTBEAT_INTERVAL_S, storage.HEARTBEAT_GRACE_S = int(sys.argv[5]), int(sys.argv[6])
+if host != "here":  # pretend to run on another machine: only the heartbeat can tell it died
+    real = study_loop.worker_info
+    study_loop.worker_info = lambda: {**real(), "host": host}
+run_study(load_config(cfg), study_dir, runner=SimulatedRunner(epoch_delay_s=delay), progress=False)
+"""
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    url = os.environ.get("EDGETUNE_TEST_POSTGRES")
+    if not url:
+        if os.environ.get("EDGETUNE_REQUIRE_SERVICES") == "1":
+            pytest.fail("EDGETUNE_TEST_POSTGRES is not set but EDGETUNE_REQUIRE_SERVICES=1")
+        pytest.skip("set EDGETUNE_TEST_POSTGRES=postgresql://... to run")
+    return url
+
+
+class Workers:
+    """Worker processes of one study, each with its own study directory (artifacts), one database."""
+
+    def __init__(self, tmp: Path, url: str, n: int) -> None:
+        self.name = f"pgw_{uuid.uuid4().hex[:12]}"
+        self.config = config_from_yaml(CONFIG.format(name=self.name, n=n, url=url))
+        self.tmp = tmp
+        self.cfg_file = tmp / "study.in.yaml"
+        self.cfg_file.write_text(config_to_yaml(self.config))
+        self.procs: list[subprocess.Popen] = []
+        self.env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+
+    def start(self, delay: float, host: str = "here") -> subprocess.Popen:
+        study_dir = self.tmp / f"w{len(self.procs)}"
+        args = [str(self.cfg_file), str(study_dir), str(delay), host, str(HEARTBEAT_S), str(GRACE_S)]
+        proc = subprocess.Popen([sys.executable, "-c", WORKER, *args], env=self.env)
+        self.procs.append(proc)
+        return proc
+
+    def trials(self) -> list[Any]:
+        try:
+            return open_study(self.config, StudyPaths(self.tmp / "reader"), create=False).get_trials()
+        except Exception:  # not created yet
+            return []
+
+    def close(self) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+        import optuna
+
+        from edgetune.search._storage import sqlalchemy_url
+
+        try:
+            optuna.delete_study(study_name=self.name, storage=sqlalchemy_url(self.config.storage))
+        except Exception:
+            pass
+
+
+@pytest.fixture
+def workers(tmp_path: Path, postgres_url: str):
+    made: list[Workers] = []
+
+    def make(n: int) -> Workers:
+        made.append(Workers(tmp_path, postgres_url, n))
+        return made[-1]
+
+    yield make
+    for w in made:
+        w.close()
+
+
+def check_nothing_lost_or_duplicated(trials: list[Any], n: int, n_workers: int) -> None:
+    """Trial numbers contiguous, nothing left running, between n and n + workers - 1 finished
+    (each worker stops once finished + running reaches n, so simultaneous asks may overshoot),
+    and a candidate run twice only as a marked duplicate or by two workers at the same time."""
+    assert [t.number for t in trials] == list(range(len(trials)))
+    assert not [t.number for t in trials if t.state.name in ("RUNNING", "WAITING")]
+    finished = [t for t in trials if is_finished(t)]
+    assert n <= len(finished) <= n + n_workers - 1
+    assert not [t.number for t in trials if t.state.name == "FAIL" and not is_interrupted(t)]  # runner never fails
+    originals: dict[str, Any] = {}
+    for t in sorted((t for t in trials if t.state.name == "COMPLETE"), key=lambda t: t.number):
+        key = repr(sorted(t.user_attrs["knobs"].items()))
+        dup_of = t.user_attrs.get("duplicate_of")
+        if dup_of is not None:
+            orig = trials[dup_of]
+            assert orig.state.name == "COMPLETE" and orig.user_attrs["knobs"] == t.user_attrs["knobs"]
+            assert t.values == orig.values
+            continue
+        if key in originals:  # trained twice: only allowed when both ran at once on two workers
+            first = originals[key]
+            assert t.datetime_start < first.datetime_complete, f"#{t.number} re-trained #{first.number}"
+            assert t.user_attrs["worker"]["pid"] != first.user_attrs["worker"]["pid"]
+        originals.setdefault(key, t)
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(180)
+def test_four_workers_lose_and_duplicate_no_trial(workers) -> None:
+    n, n_workers = 16, 4
+    w = workers(n)
+    for _ in range(n_workers):
+        w.start(delay=0.05)
+    for p in w.procs:
+        assert p.wait(timeout=150) == 0
+    trials = w.trials()
+    check_nothing_lost_or_duplicated(trials, n, n_workers)
+    pids = {t.user_attrs["worker"]["pid"] for t in trials}
+    assert len(pids) >= 2  # the study really was shared
+    assert pids <= {p.pid for p in w.procs}
+    for t in trials:  # every result's artifact exists in its worker's directory, whole
+        if t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs:
+            i = [p.pid for p in w.procs].index(t.user_attrs["worker"]["pid"])
+            from edgetune.search._files import sha256_file
+
+            assert sha256_file(w.tmp / f"w{i}" / t.user_attrs["artifact"]) == t.user_attrs["sha256"]
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(240)
+@pytest.mark.parametrize("victim_host", [
+    "here",
+    pytest.param("elsewhere", marks=[pytest.mark.slow, pytest.mark.xfail(strict=True, reason=(
+        "edgetune bug: Optuna wraps RDBStorage in _CachedStorage, so Heartbeat (getattr "
+        "heartbeat_interval) never beats and recover_interrupted (isinstance RDBStorage) never calls "
+        "fail_stale_trials; a worker killed on another host leaves its trial RUNNING. Remove this "
+        "xfail when edgetune/search/_trials.py is fixed"))]),
+])
+def test_sigkilled_worker_trial_is_failed_and_retried(workers, victim_host: str) -> None:
+    """Kill one of four workers mid-trial, then start a replacement worker (as a supervisor would):
+    the killed trial is marked FAIL (interrupted) and its configuration runs again exactly once."""
+    n, n_workers = 24, 4
+    w = workers(n)
+    victim = w.start(delay=0.4, host=victim_host)
+    for _ in range(n_workers - 1):
+        w.start(delay=0.4)
+    killed = None
+    deadline = time.monotonic() + 120
+    while killed is None and time.monotonic() < deadline and victim.poll() is None:
+        time.sleep(0.1)
+        trials = w.trials()
+        mine = [t for t in trials if t.state.name == "RUNNING" and "knobs" in t.user_attrs
+                and t.user_attrs.get("worker", {}).get("pid") == victim.pid]
+        if mine and sum(is_finished(t) for t in trials) >= 1:
+            os.kill(victim.pid, signal.SIGKILL)
+            killed = mine[0].number
+    assert killed is not None, "the victim finished or stalled before it could be killed"
+    assert victim.wait(timeout=10) == -signal.SIGKILL
+    if victim_host != "here":
+        time.sleep(GRACE_S + HEARTBEAT_S + 0.5)  # let the dead trial's heartbeat go stale
+    trials = w.trials()
+    assert trials[killed].state.name == "RUNNING"  # nobody has recovered it yet
+    assert sum(is_finished(t) for t in trials) < n - 2, "the study ended before the restart; raise n"
+    w.start(delay=0.4)  # the replacement: recovers the dead trial when it starts
+    for p in w.procs[1:]:
+        assert p.wait(timeout=180) == 0
+    trials = w.trials()
+    dead = trials[killed]
+    assert dead.state.name == "FAIL" and is_interrupted(dead) and "fail_reason" not in dead.user_attrs
+    retries = [t for t in trials if t.user_attrs.get("retry_of") == killed]
+    assert len(retries) == 1
+    assert retries[0].params == dead.params and retries[0].state.name == "COMPLETE"
+    check_nothing_lost_or_duplicated(trials, n, n_workers)
