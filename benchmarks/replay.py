@@ -4,7 +4,8 @@ Every configuration of a grid was trained and measured once (a GPU machine write
 schema in ``benchmarks/tables/README.md``). Here each strategy asks an Optuna sampler for
 configurations and "evaluates" them by table lookup on a simulated clock of GPU-seconds:
 
-* ``edgetune``: NSGA-II + latency-first rejection (the untrained candidate is measured,
+* ``edgetune``: NSGA-II (or multi-objective TPE: ``--sampler``, a tuned choice) +
+  latency-first rejection (the untrained candidate is measured,
   ``measure_seconds``; over budget -> never trained) + MO-ASHA (a stopped trial costs only
   the epochs it ran; its partial dev WER is seen by the scheduler only); once the sampler
   has nothing new to propose, stopped configurations are retrained in full (from scratch,
@@ -88,29 +89,19 @@ class Table:
     source: str
     kind: str  # "measured" | "synthetic"
     sha256: str
+    rows: dict[tuple, dict[str, Any]]  # knob tuple -> plain-float row, for fast lookups
 
     @property
     def total_cost(self) -> float:
         """The grid's cost: the sum of ``train_gpu_seconds`` over all rows."""
         return float(self.df["train_gpu_seconds"].sum())
 
-    def row(self, key: tuple) -> dict[str, float]:
-        """The row of one configuration as plain floats (``dev_wer`` is the per-epoch list)."""
-        return self._rows[key]
+    def row(self, key: tuple) -> dict[str, Any]:
+        """The row of one configuration as plain floats (``dev_wer``: the per-epoch list)."""
+        return self.rows[key]
 
     def dev_wer(self, key: tuple, epoch: int) -> float:
-        return self._rows[key]["dev_wer"][epoch - 1]
-
-    @property
-    def _rows(self) -> dict[tuple, dict[str, Any]]:
-        cache = self.__dict__.get("_row_cache")
-        if cache is None:
-            dev = [f"dev_wer_{e}" for e in range(1, self.epochs + 1)]
-            cache = {}
-            for key, r in zip(self.df.index, self.df.to_dict("records")):
-                cache[key] = {c: float(r[c]) for c in TAIL_COLUMNS} | {"dev_wer": [float(r[c]) for c in dev]}
-            object.__setattr__(self, "_row_cache", cache)
-        return cache
+        return self.rows[key]["dev_wer"][epoch - 1]
 
 
 def expected_columns(epochs: int) -> list[str]:
@@ -183,7 +174,12 @@ def validate_table(df: pd.DataFrame, source: str, kind: str = "measured") -> Tab
         )
     df = df.set_index(list(KNOBS)).sort_index()
     sha = hashlib.sha256(df.reset_index().to_csv(index=False).encode()).hexdigest()
-    return Table(df=df, epochs=epochs, grid=grid, source=source, kind=kind, sha256=sha)
+    dev = [f"dev_wer_{e}" for e in range(1, epochs + 1)]
+    rows = {
+        key: {c: float(r[c]) for c in TAIL_COLUMNS} | {"dev_wer": [float(r[c]) for c in dev]}
+        for key, r in zip(df.index, df.to_dict("records"))
+    }
+    return Table(df=df, epochs=epochs, grid=grid, source=source, kind=kind, sha256=sha, rows=rows)
 
 
 def load_table(path: str | Path) -> Table:
@@ -314,6 +310,7 @@ def _canonical(points: np.ndarray) -> np.ndarray:
 class Settings:
     """Knobs of the strategies. edgetune's are tuned with ``--tune`` (on tuning seeds only)."""
 
+    sampler: str = "nsga2"  # edgetune's sampler: "nsga2" or "tpe" (which learns from stopped trials)
     population_size: int = 8  # edgetune's NSGA-II
     eta: int = 3
     min_epochs: int = 1
@@ -358,6 +355,10 @@ def _sampler(strategy: str, seed: int, s: Settings) -> Any:
     import optuna
 
     if strategy == "edgetune":
+        if s.sampler == "tpe":
+            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=s.tpe_startup_trials)
+        if s.sampler != "nsga2":
+            raise ConfigError(f"edgetune's sampler must be 'nsga2' or 'tpe', but got {s.sampler!r}")
         return optuna.samplers.NSGAIISampler(population_size=s.population_size, seed=seed)
     if strategy == "nsga2":
         return optuna.samplers.NSGAIISampler(population_size=s.nsga2_population_size, seed=seed)
@@ -555,10 +556,15 @@ def cost_to_reach(runs: list[Run], problem: Problem, table: Table, target: float
 
 # ---- tuning (on seeds that are never reported) -----------------------------------------------
 
-def tune_grid(epochs: int) -> dict[str, tuple[int, ...]]:
-    """Candidate settings: first rung at about 1/9, 2/9, 1/3, 4/9 or 2/3 of training, and more."""
+def tune_grid(epochs: int) -> dict[str, tuple[Any, ...]]:
+    """edgetune's candidate settings: the sampler, the first rung at about 1/9, 2/9, 1/3, 4/9 or
+    2/3 of training, eta, min_peers. (NSGA-II populations of 16 and 24 lost on every synthetic
+    trial run; the baseline's population size is tuned over ``BASELINE_POPULATIONS``.)"""
     firsts = sorted({max(1, round(epochs * f)) for f in (1 / 9, 2 / 9, 1 / 3, 4 / 9, 2 / 3)} - {epochs})
-    return {"population_size": (8, 16), "eta": (2, 3), "min_epochs": tuple(firsts or [1]), "min_peers": (3, 6)}
+    return {"sampler": ("nsga2", "tpe"), "eta": (2, 3), "min_epochs": tuple(firsts or [1]), "min_peers": (3, 6)}
+
+
+BASELINE_POPULATIONS = (8, 16, 24)
 
 
 def _score(runs: list[Run], problem: Problem, table: Table) -> tuple[float, float]:
@@ -582,7 +588,7 @@ def tune(table: Table, problem: Problem, seeds: Sequence[int], base: Settings, h
     best = max(tried, key=lambda t: t["score"])
     chosen = replace(base, **best["settings"])
     base_tried = []
-    for pop in grid.get("population_size", (base.nsga2_population_size,)):
+    for pop in BASELINE_POPULATIONS:
         s = replace(chosen, nsga2_population_size=pop)
         runs = [simulate("nsga2", table, problem, seed, s, horizon) for seed in seeds]
         base_tried.append({"nsga2_population_size": pop, "score": _score(runs, problem, table)})
@@ -776,6 +782,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--tune-seeds", type=_seeds, default=list(range(100, 110)), help="tuning seeds (default 100-109)")
     ap.add_argument("--horizon", type=float, default=0.5, help="stop each run at this share of the grid cost (default 0.5)")
     ap.add_argument("--strategies", default=",".join(STRATEGIES), help=f"comma list out of {','.join(STRATEGIES)}")
+    ap.add_argument("--sampler", choices=("nsga2", "tpe"), help="edgetune's sampler (default nsga2)")
     for f in ("population_size", "eta", "min_epochs", "min_peers", "nsga2_population_size"):
         ap.add_argument(f"--{f.replace('_', '-')}", type=int, help=f"set {f} (default {getattr(Settings(), f)})")
     return ap.parse_args(argv)
@@ -812,8 +819,8 @@ def main(argv: list[str] | None = None) -> int:
     budgets = Budgets(max_latency_ms=lat, max_size_bytes=args.size_budget_bytes)
     problem = make_problem(table, budgets, note, args.wer_ref)
     settings = Settings()
-    given = {f: getattr(args, f) for f in ("population_size", "eta", "min_epochs", "min_peers", "nsga2_population_size")
-             if getattr(args, f) is not None}
+    given = {f: getattr(args, f) for f in ("sampler", "population_size", "eta", "min_epochs", "min_peers",
+                                           "nsga2_population_size") if getattr(args, f) is not None}
     settings = replace(settings, **given)
     tuning = None
     if args.tune:

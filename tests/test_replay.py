@@ -192,9 +192,10 @@ def test_cli_refuses_synthetic_results_in_reports_and_overlapping_seeds(small_cs
 
 def test_tuning_picks_from_its_grid_on_tuning_seeds_only(small) -> None:
     table, problem = small
-    grid = {"population_size": (4,), "eta": (2, 3), "min_epochs": (1, 2), "min_peers": (2,)}
+    grid = {"sampler": ("nsga2",), "population_size": (4,), "eta": (2, 3), "min_epochs": (1, 2), "min_peers": (2,)}
     chosen, info = R.tune(table, problem, [100, 101], R.Settings(), 1.0, grid=grid)
     assert info["seeds"] == [100, 101] and len(info["edgetune_candidates"]) == 4
     best = max(info["edgetune_candidates"], key=lambda c: c["score"])
     assert (chosen.eta, chosen.min_epochs) == (best["settings"]["eta"], best["settings"]["min_epochs"])
-    assert chosen.nsga2_population_size == 4
+    assert chosen.nsga2_population_size in R.BASELINE_POPULATIONS
+    assert [c["nsga2_population_size"] for c in info["nsga2_candidates"]] == list(R.BASELINE_POPULATIONS)
