@@ -40,7 +40,15 @@ WER after a few epochs). Optuna keeps PRUNED trials out of everything that defin
 result: ``study.best_trials`` and NSGA-II's parent selection use COMPLETE trials only, so a
 partial WER can never appear on the front or breed children, with no filter for anyone to
 forget. (``study.tell`` refuses values for a PRUNED trial; the partial vectors stay readable
-in the ``rung_<k>`` attributes.)
+in the ``rung_<k>`` attributes.) Optuna's TPE, unlike NSGA-II, does learn from PRUNED trials:
+it counts them among the bad ones.
+
+Where to put the rungs: a rung's WER must say something about the final model. Before
+pruning (``TrainSettings.prune_at``) and QAT (the last ``qat_fraction`` of training) a
+candidate is still the dense float model, so at such a rung a compressed candidate looks as
+accurate as its dense twin and strictly faster, and dense ones are stopped for nothing. Put
+``min_epochs`` after the compression schedule, or compress early when using this scheduler;
+``benchmarks/replay.py --tune`` measures the trade-off on a frozen table.
 
 Shared state: the decision reads only the study (``study.get_trials(deepcopy=False)``), so
 any number of workers on one storage (journal file, PostgreSQL) share one schedule with no
