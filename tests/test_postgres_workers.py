@@ -10,8 +10,8 @@ training is not).
 Recovery paths (``edgetune.search._trials.recover_interrupted``, run when a worker starts):
 - same host: the dead worker's pid is gone, so its RUNNING trial is failed at once;
 - another host: the pid cannot be checked, so Optuna's heartbeat decides
-  (``fail_stale_trials``). This case is a strict xfail: see its reason (a bug in
-  ``edgetune/search/_trials.py``; the heartbeat is never recorded nor checked). The test shortens the heartbeat to 1 s / grace 2 s inside its worker
+  (``fail_stale_trials``; fixed: Optuna wraps RDBStorage in _CachedStorage, which the
+  old isinstance check missed). The test shortens the heartbeat to 1 s / grace 2 s inside its worker
   processes (the module constants of ``edgetune.search._storage``) and makes the victim report
   another host name.
 """
@@ -178,11 +178,7 @@ def test_four_workers_lose_and_duplicate_no_trial(workers) -> None:
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("victim_host", [
     "here",
-    pytest.param("elsewhere", marks=[pytest.mark.slow, pytest.mark.xfail(strict=True, reason=(
-        "edgetune bug: Optuna wraps RDBStorage in _CachedStorage, so Heartbeat (getattr "
-        "heartbeat_interval) never beats and recover_interrupted (isinstance RDBStorage) never calls "
-        "fail_stale_trials; a worker killed on another host leaves its trial RUNNING. Remove this "
-        "xfail when edgetune/search/_trials.py is fixed"))]),
+    pytest.param("elsewhere", marks=[pytest.mark.slow]),
 ])
 def test_sigkilled_worker_trial_is_failed_and_retried(workers, victim_host: str) -> None:
     """Kill one of four workers mid-trial, then start a replacement worker (as a supervisor would):

@@ -75,8 +75,9 @@ def recover_interrupted(study: "optuna.Study", log: Callable[[str], None] = lamb
     import optuna
     from optuna.trial import TrialState
 
-    if isinstance(study._storage, optuna.storages.RDBStorage):  # heartbeat-enabled storages
-        optuna.storages.fail_stale_trials(study)
+    # Optuna wraps RDBStorage in _CachedStorage, so test the capability, not the class;
+    # fail_stale_trials returns at once for storages without a heartbeat.
+    optuna.storages.fail_stale_trials(study)
     now = datetime.now()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         w = t.user_attrs.get(ATTR_WORKER)
@@ -130,7 +131,8 @@ class Heartbeat:
         import threading
 
         storage = study._storage
-        self._interval = getattr(storage, "heartbeat_interval", None)
+        get_interval = getattr(storage, "get_heartbeat_interval", None)  # BaseHeartbeat (RDB, cached RDB)
+        self._interval = get_interval() if get_interval else None
         self._beat = getattr(storage, "record_heartbeat", None)
         self._trial_id = trial._trial_id
         self._stop = threading.Event()
