@@ -179,6 +179,15 @@ def test_pruned_model_exports_its_pruned_cache_shapes(tmp_path):
     assert kv.shape[2] == 2 * (model.blocks[0].attn.qkv.out_features // 3) < 2 * 64
 
 
+def test_upsampled_output_exports_with_its_subsampling(tmp_path):
+    torch.manual_seed(0)
+    knobs = Knobs(bits=32, chunk_ms=160)
+    model = build_model("conformer_lite", knobs, {**ARCH, "output_upsample": 2}).eval()
+    result = export_streaming_onnx(model, knobs, tmp_path / "u.onnx", parity_features=_feats(4))
+    assert result.spec.subsampling == 2 and result.parity["passed"]
+    assert StreamingModel(str(tmp_path / "u.onnx")).step(np.zeros((16, 80), np.float32)).shape == (8, 29)
+
+
 def test_export_writes_atomically(tmp_path):
     knobs, model = _model(32)
     export_streaming_onnx(model, knobs, tmp_path / "m.onnx", check=False)

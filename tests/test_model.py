@@ -74,6 +74,17 @@ def test_streaming_equals_full_utterance(chunk_ms, dm, left_chunks):
     assert (full - streamed).abs().max().item() < 1e-4
 
 
+def test_output_upsampling_streams_exactly_at_20ms():
+    torch.manual_seed(0)
+    model = build_model("conformer_lite", Knobs(chunk_ms=160), {"output_upsample": 2}).eval()
+    assert model.subsampling == 2
+    feats = torch.randn(1, model.chunk_frames * 4, model.n_mels)
+    with torch.no_grad():
+        full, streamed = model(feats), model.stream(feats)
+    assert full.shape == (1, model.chunk_frames * 4 // 2, 29)
+    assert (full - streamed).abs().max().item() < 1e-4
+
+
 def test_left_context_is_bounded():
     """Changing features more than left_chunks chunks back must not change the current chunk's output."""
     torch.manual_seed(0)

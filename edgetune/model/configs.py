@@ -30,6 +30,10 @@ class ConformerLiteConfig:
     ``left_chunks = 0`` that number is derived from ``left_context_ms`` and the chunk size
     (at least one chunk), so the left context in time stays about constant across chunk sizes.
     ``dropout`` applies while training only (residual branches, attention weights, FFN).
+    ``output_upsample``: CTC frames per encoder frame. The encoder runs at 40 ms (×4
+    subsampling); with 2 the head emits two 20 ms frames per encoder frame, which gives CTC the
+    slack it needs for fast speech (characters per second approach the 25 encoder frames per
+    second) at the cost of a wider head only.
     """
 
     d_model: int = 96
@@ -40,6 +44,7 @@ class ConformerLiteConfig:
     left_context_ms: int = 960
     left_chunks: int = 0
     dropout: float = 0.1
+    output_upsample: int = 1
     n_mels: int = 80
     vocab_size: int = 29
     version: int = 1
@@ -55,6 +60,8 @@ class ConformerLiteConfig:
             raise ConfigError(f"model config ff_mult must satisfy 0.5 <= ff_mult <= 8, but got {self.ff_mult!r}")
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ConfigError(f"model config dropout must satisfy 0 <= dropout < 1, but got {self.dropout!r}")
+        if self.output_upsample not in (1, 2, 4):
+            raise ConfigError(f"model config output_upsample must be 1, 2 or 4, but got {self.output_upsample!r}")
         if self.left_chunks < 0 or self.left_context_ms < 0:
             raise ConfigError(
                 f"model config left_chunks and left_context_ms must be >= 0, "

@@ -4,7 +4,7 @@
     N x Block:  x += ConvModule(x)     LN, pointwise d->2d, GLU, causal depthwise conv (k), LN, SiLU, pointwise d->d
                 x += ChunkAttention(x) LN, qkv d->3a, softmax over own chunk + `left_chunks` previous chunks, proj a->d
                 x += FFN(x)            LN, d->f, SiLU, f->d
-    LN -> CTC head d->29 -> logits [B, T/4, 29]
+    LN -> CTC head d->29*u -> logits [B, T/4*u, 29]   (u = output_upsample: u CTC frames per encoder frame)
 
 Streaming-exact by construction: the subsampling conv has kernel = stride = 4 (no overlap
 across chunks); the depthwise conv is causal with a (k-1)-frame left cache; attention sees
@@ -151,7 +151,8 @@ class ConformerLite(StreamingCTCModel):
         self.config = config
         self.n_mels = config.n_mels
         self.vocab_size = config.vocab_size
-        self.subsampling = SUBSAMPLING
+        self.upsample = config.output_upsample
+        self.subsampling = SUBSAMPLING // config.output_upsample   # feature frames per output frame
         self.chunk_frames = knobs.chunk_frames
         self.chunk = knobs.chunk_frames // SUBSAMPLING          # encoder frames per chunk
         self.left_chunks = config.resolve_left_chunks(knobs.chunk_ms)
@@ -160,7 +161,12 @@ class ConformerLite(StreamingCTCModel):
             Block(d, w["ff_dim"], w["n_heads"], config.conv_kernel, config.dropout) for _ in range(config.n_layers)
         )
         self.norm_out = nn.LayerNorm(d)
-        self.head = QLinear(d, config.vocab_size)
+        self.head = QLinear(d, config.vocab_size * config.output_upsample)
+
+    def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, T', d] -> [B, T' * upsample, vocab]."""
+        y = self.head(self.norm_out(x))
+        return y.reshape(y.shape[0], y.shape[1] * self.upsample, self.vocab_size)
 
     def _embed(self, feats: torch.Tensor) -> torch.Tensor:
         x = self.subsample(self.normalize(feats).transpose(1, 2))        # [B, d, T/4]
@@ -171,7 +177,7 @@ class ConformerLite(StreamingCTCModel):
         mask = chunk_mask(x.shape[1], self.chunk, self.left_chunks, x.device)
         for block in self.blocks:
             x = block(x, mask)
-        return self.head(self.norm_out(x))
+        return self._logits(x)
 
     def forward_chunk(self, feats: torch.Tensor, *caches: torch.Tensor) -> tuple[torch.Tensor, ...]:
         mask_cache, layer_caches = caches[0], caches[1:]
@@ -182,7 +188,7 @@ class ConformerLite(StreamingCTCModel):
         for i, block in enumerate(self.blocks):
             x, kv, conv = block.forward_chunk(x, layer_caches[2 * i], layer_caches[2 * i + 1], valid)
             new_caches += [kv, conv]
-        return (self.head(self.norm_out(x)), *new_caches)
+        return (self._logits(x), *new_caches)
 
     def cache_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
         left = self.left_chunks * self.chunk
@@ -207,6 +213,7 @@ class ConformerLite(StreamingCTCModel):
             "d_model": self.subsample.out_channels,
             "chunk_frames": self.chunk_frames,
             "left_chunks": self.left_chunks,
+            "output_upsample": self.upsample,
             "layers": [
                 {
                     "conv_dim": b.conv.dw.in_channels,
