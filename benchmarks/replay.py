@@ -318,7 +318,7 @@ class Settings:
     population_size: int = 8  # edgetune's NSGA-II
     eta: int = 3
     min_epochs: int = 1
-    min_peers: int = 3
+    min_peers: int = 6
     nsga2_population_size: int = 8  # the NSGA-II baseline's
     tpe_startup_trials: int = 10  # Optuna's default
 
@@ -564,21 +564,23 @@ def cost_to_reach(runs: list[Run], problem: Problem, table: Table, target: float
 # ---- tuning (on seeds that are never reported) -----------------------------------------------
 
 def tune_grid(epochs: int) -> dict[str, tuple[Any, ...]]:
-    """edgetune's candidate settings: the sampler, the first rung at about 1/9, 2/9, 1/3, 4/9 or
-    2/3 of training, eta, min_peers. (NSGA-II populations of 16 and 24 lost on every synthetic
-    trial run; the baseline's population size is tuned over ``BASELINE_POPULATIONS``.)"""
+    """edgetune's candidate settings: the sampler, eta, and the first rung at about 1/9, 2/9,
+    1/3, 4/9 or 2/3 of training. (On the synthetic tables NSGA-II populations of 16-24 and
+    ``min_peers`` 3 never beat population 8 and ``min_peers`` 6 beyond noise; those stay fixed,
+    and the baseline's population size is tuned over ``BASELINE_POPULATIONS``.)"""
     firsts = sorted({max(1, round(epochs * f)) for f in (1 / 9, 2 / 9, 1 / 3, 4 / 9, 2 / 3)} - {epochs})
-    return {"sampler": ("nsga2", "tpe"), "eta": (2, 3), "min_epochs": tuple(firsts or [1]), "min_peers": (3, 6)}
+    return {"sampler": ("nsga2", "tpe"), "eta": (2, 3), "min_epochs": tuple(firsts or [1])}
 
 
 BASELINE_POPULATIONS = (8, 16, 24)
 
 
 def _score(runs: list[Run], problem: Problem, table: Table) -> tuple[float, float]:
-    """Tuning score: mean HV fraction at the goal cost (15%), then mean over the cost range [0, 25%]."""
-    at = fractions(runs, problem, np.array([GOAL_COST * table.total_cost]))[:, 0].mean()
+    """Tuning score: mean HV fraction over [10%, 20%] of the grid cost (around the goal's 15%,
+    less noisy than the single point), then mean over [0, 25%]."""
+    near = fractions(runs, problem, np.linspace(0.10, 0.20, 21) * table.total_cost).mean()
     auc = fractions(runs, problem, np.linspace(0, 0.25, 51) * table.total_cost).mean()
-    return float(at), float(auc)
+    return float(near), float(auc)
 
 
 def tune(table: Table, problem: Problem, seeds: Sequence[int], base: Settings, horizon_fraction: float,
@@ -603,7 +605,7 @@ def tune(table: Table, problem: Problem, seeds: Sequence[int], base: Settings, h
     chosen = replace(chosen, nsga2_population_size=best_base["nsga2_population_size"])
     info = {
         "seeds": list(seeds),
-        "score": "mean HV fraction at 15% of the grid cost, ties by mean HV fraction over [0, 25%]",
+        "score": "mean HV fraction over [10%, 20%] of the grid cost, ties by mean HV fraction over [0, 25%]",
         "edgetune_candidates": tried,
         "nsga2_candidates": base_tried,
         "chosen": asdict(chosen),
