@@ -321,6 +321,7 @@ class Settings:
     min_peers: int = 6
     nsga2_population_size: int = 8  # the NSGA-II baseline's
     tpe_startup_trials: int = 10  # Optuna's default
+    resume: bool = True  # edgetune retrains stopped configs once the sampler has nothing new
 
 
 @dataclass
@@ -391,7 +392,7 @@ def simulate(strategy: str, table: Table, problem: Problem, seed: int, settings:
             sim.run.stop_reason = "horizon"
             break
         if len(sim.memo) == n_configs or repeats >= repeat_limit:
-            order = sim.sched.resume_order(sim.study) if sim.sched is not None else []
+            order = sim.sched.resume_order(sim.study) if sim.sched is not None and settings.resume else []
             if not order:
                 sim.run.stop_reason = "grid exhausted" if len(sim.memo) == n_configs else "sampler repeats itself"
                 break
@@ -792,6 +793,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--horizon", type=float, default=0.5, help="stop each run at this share of the grid cost (default 0.5)")
     ap.add_argument("--strategies", default=",".join(STRATEGIES), help=f"comma list out of {','.join(STRATEGIES)}")
     ap.add_argument("--sampler", choices=("nsga2", "tpe"), help="edgetune's sampler (default nsga2)")
+    ap.add_argument("--no-resume", dest="resume", action="store_false", default=None,
+                    help="edgetune never retrains stopped configurations (as a study loop without resume)")
     for f in ("population_size", "eta", "min_epochs", "min_peers", "nsga2_population_size"):
         ap.add_argument(f"--{f.replace('_', '-')}", type=int, help=f"set {f} (default {getattr(Settings(), f)})")
     return ap.parse_args(argv)
@@ -829,7 +832,7 @@ def main(argv: list[str] | None = None) -> int:
     problem = make_problem(table, budgets, note, args.wer_ref)
     settings = Settings()
     given = {f: getattr(args, f) for f in ("sampler", "population_size", "eta", "min_epochs", "min_peers",
-                                           "nsga2_population_size") if getattr(args, f) is not None}
+                                           "nsga2_population_size", "resume") if getattr(args, f) is not None}
     settings = replace(settings, **given)
     tuning = None
     if args.tune:

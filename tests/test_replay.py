@@ -147,6 +147,14 @@ def test_edgetune_ends_with_every_stopped_config_retrained(small, seed: int) -> 
         assert run.stop_reason == "sampler repeats itself"
 
 
+def test_edgetune_without_resume_never_retrains(small) -> None:
+    table, problem = small
+    settings = R.Settings(population_size=4, eta=2, min_epochs=1, min_peers=2, resume=False)
+    run = R.simulate("edgetune", table, problem, seed=2, settings=settings, horizon=10 * table.total_cost)
+    assert run.stopped > 0 and run.resumed == 0
+    assert all(t["outcome"] != "resumed" for t in run.trials)
+
+
 def test_edgetune_without_rungs_or_budgets_trains_everything(small) -> None:
     table, _ = small
     problem = R.make_problem(table, R.Budgets())
