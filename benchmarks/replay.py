@@ -338,6 +338,7 @@ class Run:
     stopped: int = 0
     rejected: int = 0
     resumed: int = 0
+    first_resume_at: float | None = None  # GPU-seconds on the clock when the first retraining began
     stop_reason: str = ""
     spent: dict[str, float] = field(default_factory=lambda: {"train": 0.0, "partial_train": 0.0, "measure": 0.0})
     trials: list[dict[str, Any]] = field(default_factory=list)  # each new configuration, in order
@@ -351,6 +352,7 @@ class Run:
         return {
             "seed": self.seed, "asks": self.asks, "evaluated": self.evaluated, "fully_trained": self.full,
             "stopped_early": self.stopped, "rejected_before_training": self.rejected, "resumed": self.resumed,
+            "first_resume_gpu_seconds": self.first_resume_at,
             "gpu_seconds": self.costs[-1], "spent": self.spent, "end": self.stop_reason,
             "final_hv": self.hvs[-1],
         }
@@ -513,6 +515,8 @@ class _Sim:
         self.memo[key] = (values, self.memo[key][1])
         self.run.spent["train"] += row["train_gpu_seconds"]
         self.run.full += 1
+        if self.run.first_resume_at is None:
+            self.run.first_resume_at = self.run.costs[-1]
         self.run.resumed += 1
         self._record(key, "resumed", self.table.epochs, row["train_gpu_seconds"], True, values)
 
@@ -717,6 +721,10 @@ def render_markdown(res: dict[str, Any]) -> str:
         keys = ("evaluated", "fully_trained", "stopped_early", "resumed", "rejected_before_training", "gpu_seconds")
         med = {k: float(np.median([r[k] for r in rs])) for k in keys}
         lines.append("| " + " | ".join([s, *(f"{med[k]:.0f}" for k in keys)]) + " |")
+    starts = [r["first_resume_gpu_seconds"] for r in res["runs"].get("edgetune", []) if r["first_resume_gpu_seconds"] is not None]
+    if starts:
+        lines += ["", f"edgetune began retraining stopped configurations (the sampler had nothing new) in {len(starts)}/"
+                  f"{len(res['seeds'])} seeds, at a median {np.median(starts) / t['total_cost_gpu_seconds']:.1%} of the grid cost."]
     if res["goal"]:
         g = res["goal"]
         lines += ["", f"Goal ({g['rule']}): **{'met' if g['met'] else 'not met'}** -- edgetune median "
