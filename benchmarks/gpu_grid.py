@@ -80,11 +80,13 @@ def _worker(rank: int, cores: list[int], jobs: "mp.Queue", results: "mp.Queue", 
         try:
             res = run_candidate(Knobs(**cfg), Path(args["trials_dir"]) / row["id"], dataset=splits, train=train,
                                 bench_runs=args["bench_runs"], bench_warmup=args["bench_warmup"],
-                                progress=False, on_epoch=lambda e, m: curve.append({"epoch": e, **m}))
+                                progress=False, on_epoch=lambda e, m: curve.append({"epoch": e, **m}),
+                                enforce_parity=args.get("enforce_parity", True))
             row.update(ok=True, curve=curve, test_wer=res["wer"], worst_group_wer=res["worst_group_wer"],
                        latency_p90_ms=res["latency_ms"]["p90"], algorithmic_latency_ms=res["algorithmic_latency_ms"],
                        size_bytes=res["size_bytes"], train_seconds=res["train_seconds"],
-                       parity=res.get("parity"), host=res.get("host"), device=res.get("device"))
+                       parity=res.get("parity"), parity_passed=bool((res.get("parity") or {}).get("passed", True)),
+                       host=res.get("host"), device=res.get("device"))
         except Exception as exc:  # a failed configuration is a row too, with its reason
             row.update(ok=False, error=f"{type(exc).__name__}: {exc}", curve=curve)
         row["wall_seconds"] = time.time() - t0
@@ -228,7 +230,7 @@ def mode_throughput(a: argparse.Namespace, common: dict) -> None:
             if not row["ok"]:
                 print(f"[throughput] K={k} {row['id']} failed: {row['error'][:400]}", flush=True)
 
-        timing = run_pool(todo, k, {**common, "trials_dir": str(out / f"tp_k{k}")}, on_row)
+        timing = run_pool(todo, k, {**common, "trials_dir": str(Path(common["trials_dir"]) / f"tp_k{k}")}, on_row)
         timing["failed"] = sum(1 for r in ok if not r["ok"])
         timing["train_seconds_mean"] = sum(r.get("train_seconds", 0) for r in ok) / max(1, len(ok))
         rows.append(timing)
@@ -273,6 +275,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bench-runs", type=int, default=100)
     p.add_argument("--bench-warmup", type=int, default=10)
     p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--trials-dir", default="", help="where the trained models go (default: OUT/trials); "
+                                                   "keep them off OUT on a machine whose OUT is copied back")
+    p.add_argument("--record-parity-failures", action="store_true",
+                   help="grid: measure a configuration whose export fails the parity gate anyway and mark it "
+                        "parity_passed=false (a table needs every configuration; a search fails such trials)")
     p.add_argument("--time-budget", type=float, default=0, help="stop starting new configs after S seconds")
     p.add_argument("--resume-from", default="", help="grid.jsonl of an earlier run to continue")
     p.add_argument("--ks", default="1,2,4,8")
@@ -288,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     common = {"dataset": a.dataset, "epochs": a.epochs, "batch_size": a.batch_size, "seed": a.seed,
               "device": a.device, "bench_runs": a.bench_runs, "bench_warmup": a.bench_warmup,
-              "trials_dir": str(out / "trials")}
+              "trials_dir": a.trials_dir or str(out / "trials"),
+              "enforce_parity": not a.record_parity_failures}
     (mode_grid if a.mode == "grid" else mode_throughput)(a, common)
     return 0
 
