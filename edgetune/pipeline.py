@@ -218,6 +218,8 @@ def run_candidate(knobs: Knobs, out_dir: Path, *, dataset: "str | Path | Dataset
         "host": _host(bench, bench_threads),
         "target": target,
         "train_seconds": train_result.train_seconds,
+        "gpu_seconds": train_result.gpu_seconds,
+        "gpu_energy_j": train_result.gpu_energy_j,
         "device": train_result.device,
         "params": train_result.params_final,
         "params_initial": train_result.params_initial,

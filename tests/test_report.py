@@ -182,3 +182,21 @@ def test_report_is_replaced_atomically_and_refuses_non_study(tmp_path: Path, stu
     assert not (out / "stale.txt").exists()  # the folder was swapped, not patched
     with pytest.raises(StudyError, match="not a study directory"):
         build_report(tmp_path / "nothing")
+
+
+def test_report_states_the_studys_total_gpu_time(tmp_path: Path, study_dir: Path) -> None:
+    assert "**GPU time**: none (no trial trained on a GPU)" in (study_dir / "report" / "pareto.md").read_text()
+
+    class GpuRunner(SimulatedRunner):
+        def __call__(self, *a, **kw):
+            return {**super().__call__(*a, **kw), "gpu_seconds": 12.5, "gpu_energy_j": 3600.0}
+
+    config = config_from_yaml(CONFIG.replace("n_trials: 16", "n_trials: 6").replace('["latency_ms <= 300"]', "[]"))
+    run_study(config, tmp_path, runner=GpuRunner(), progress=False, report=True)
+    rows = read_csv(tmp_path / "report" / "trials.csv")
+    trained = [r for r in rows if r["state"] == "COMPLETE" and not r["duplicate_of"]]
+    assert trained and all(num(r["gpu_seconds"]) == 12.5 for r in trained)
+    total = 12.5 * len(trained)
+    md = (tmp_path / "report" / "pareto.md").read_text()
+    assert f"({total:.0f} GPU-s) over {len(trained)} trials trained on CUDA" in md
+    assert f"NVML energy during training {3600.0 * len(trained) / 3.6e6:.3g} kWh" in md

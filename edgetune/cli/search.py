@@ -26,11 +26,17 @@ def register(subparsers) -> None:
                    help="Optuna storage URL (e.g. postgresql://user@host/db) instead of the journal file "
                         "in the study directory; overrides the config's storage")
     p.add_argument("--n-trials", type=int, default=None, help="override n_trials (raise it to extend a study)")
+    p.add_argument("--workers", type=int, default=1, metavar="K",
+                   help="run K worker processes on this study at once (each on its own CPU cores; with --gpus, "
+                        "spread over those GPUs, several per GPU when K exceeds them). Default 1")
+    p.add_argument("--gpus", default=None, metavar="LIST",
+                   help="GPU indices for the workers, e.g. 0,1 or 'all': worker i trains on GPU i mod len(LIST)")
     p.add_argument("--no-report", action="store_true", help="do not write <study dir>/report/ at the end")
     p.add_argument("--quiet", action="store_true", help="no progress display")
-    p.add_argument("--simulate", action="store_true",
+    p.add_argument("--simulate", nargs="?", type=float, const=0.0, default=None, metavar="SECONDS_PER_EPOCH",
                    help="dry run: no training; synthetic results from a simple model of the knobs, to try a "
-                        "config, the resume logic and the report in seconds (the study is marked simulated)")
+                        "config, the resume logic, workers and the report in seconds (the study is marked "
+                        "simulated). An optional value sleeps that long per simulated epoch")
     p.set_defaults(func=run)
 
 
@@ -46,8 +52,13 @@ def run(args: argparse.Namespace) -> int:
     if changes:
         config = config.from_dict({**config.to_dict(), **changes})  # validated like the file
     study_dir = Path(args.study_dir) if args.study_dir else Path("studies") / config.study_name
-    runner = SimulatedRunner(seed=config.seed) if args.simulate else None
-    summary = run_study(config, study_dir, runner=runner, progress=not args.quiet)
+    runner = SimulatedRunner(seed=config.seed, epoch_delay_s=args.simulate) if args.simulate is not None else None
+    if args.workers > 1 or args.gpus:
+        summary = _run_workers(args, config, study_dir, runner)
+        if summary is None:
+            return 1
+    else:
+        summary = run_study(config, study_dir, runner=runner, progress=not args.quiet)
     print(
         f"study {summary.study_name!r}: {summary.finished}/{summary.n_trials} trials finished "
         f"({summary.complete} complete, {summary.failed} failed, {summary.interrupted} interrupted"
@@ -60,6 +71,40 @@ def run(args: argparse.Namespace) -> int:
         report = build_report(study_dir, config=config)
         print(f"report: {report / 'index.html'}")
     return 0
+
+
+def _run_workers(args: argparse.Namespace, config, study_dir: Path, runner):
+    """Worker 0 here (with the progress display), K - 1 helpers as ``edgetune search`` processes."""
+    import os
+
+    from edgetune.search import run_study
+    from edgetune.search._workers import WorkerPool, parse_gpus, pin_this_process, plan, worker_command
+
+    placements = plan(args.workers, parse_gpus(args.gpus))
+    # create the study (and queue the baseline) once, before several processes ask at the same time
+    run_study(config, study_dir, runner=runner, progress=False, max_new_trials=0)
+    command = worker_command(Path(args.config), study_dir, storage=args.storage, n_trials=args.n_trials,
+                             simulate=args.simulate)
+    pool = WorkerPool(placements, command, study_dir / "workers").start()
+    me = placements[0]
+    if me.gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = me.gpu
+    pin_this_process(me.cores)
+    where = ", ".join(f"{p.index}: cores {p.cores[0]}-{p.cores[-1]}" + (f" GPU {p.gpu}" if p.gpu else "")
+                      for p in placements)
+    print(f"{len(placements)} workers ({where}); helper logs in {study_dir / 'workers'}", file=sys.stderr)
+    try:
+        run_study(config, study_dir, runner=runner, progress=not args.quiet)
+    except BaseException:
+        pool.stop()
+        raise
+    if not args.quiet:
+        print(f"waiting for {len(pool.procs)} helper worker(s) to finish their trials...", file=sys.stderr)
+    failed = pool.wait()
+    summary = run_study(config, study_dir, runner=runner, progress=False, max_new_trials=0)
+    for index, rc, log in failed:
+        print(f"error: worker {index} exited with code {rc}; see {log}", file=sys.stderr)
+    return None if failed else summary
 
 
 if __name__ == "__main__":  # pragma: no cover

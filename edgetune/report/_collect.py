@@ -26,7 +26,7 @@ MIN_TRIALS_FOR_IMPORTANCE = 4
 
 #: trials.csv column order (knob and metric columns are inserted where they belong)
 BASE_COLUMNS = ["number", "state", "feasible", "pareto", "baseline"]
-TAIL_COLUMNS = ["artifact", "sha256", "host", "train_seconds", "trial_seconds", "duplicate_of", "retry_of", "retried_as",
+TAIL_COLUMNS = ["artifact", "sha256", "host", "train_seconds", "trial_seconds", "gpu_seconds", "gpu_energy_j", "duplicate_of", "retry_of", "retried_as",
                 "stopped_at_rung", "fail_type", "fail_reason", "datetime_start", "datetime_complete"]
 METRIC_COLUMNS = ["wer", "worst_group_wer", "latency_ms", "compute_p50_ms", "compute_p90_ms", "compute_p99_ms",
                   "algorithmic_latency_ms", "rtf", "size_bytes", "gzip_bytes", "peak_rss_bytes"]
@@ -85,6 +85,9 @@ def _row(t: Any, config: StudyConfig) -> dict[str, Any]:
     row["host"] = _host_name(ua.get("host"))
     row["train_seconds"] = ua.get("train_seconds", math.nan)
     row["trial_seconds"] = ua.get("trial_seconds", math.nan)
+    # a duplicate reuses its original's result: it spent no GPU time of its own
+    row["gpu_seconds"] = 0.0 if ua.get(ATTR_DUPLICATE) is not None else ua.get("gpu_seconds", math.nan)
+    row["gpu_energy_j"] = math.nan if ua.get(ATTR_DUPLICATE) is not None else ua.get("gpu_energy_j", math.nan)
     row["retry_of"] = ua.get(ATTR_RETRY_OF)
     row["duplicate_of"] = ua.get(ATTR_DUPLICATE)
     row["stopped_at_rung"] = ua.get("stopped_at_rung")

@@ -32,6 +32,20 @@ def _front_columns(data: ReportData) -> list[str]:
     return [c for c in cols if c in data.table.columns]
 
 
+def _gpu_time(data: ReportData) -> str:
+    """The study's total GPU time (sum of the trials' training time on CUDA) and NVML energy."""
+    t = data.table
+    gpu = t["gpu_seconds"].fillna(0.0) if "gpu_seconds" in t else None
+    if gpu is None or not (gpu > 0).any():
+        return "none (no trial trained on a GPU)"
+    text = f"{gpu.sum() / 3600:.3g} GPU-hours ({gpu.sum():.0f} GPU-s) over {int((gpu > 0).sum())} trials trained on CUDA"
+    energy = t["gpu_energy_j"].dropna() if "gpu_energy_j" in t else []
+    if len(energy):
+        text += (f"; NVML energy during training {energy.sum() / 3.6e6:.3g} kWh (whole-GPU counter: "
+                 "concurrent workers on one GPU count each other's energy)")
+    return text
+
+
 def _summary_lines(data: ReportData) -> list[tuple[str, str]]:
     c, cfg = data.counts, data.config
     ref = ", ".join(f"{o} = {v:.4g}" for o, v in zip(data.objectives, data.reference_point or []))
@@ -45,6 +59,7 @@ def _summary_lines(data: ReportData) -> list[tuple[str, str]]:
         ("front", f"{c['front']} trial(s): {', '.join(str(n) for n in data.front) or '-'}"),
         ("hypervolume", f"{data.hypervolume:.6g}"),
         ("reference point", f"{ref or 'none'} ({data.reference_source})"),
+        ("GPU time", _gpu_time(data)),
         ("measured on", f"target {cfg.primary_target}, {cfg.bench.threads} thread(s), {cfg.bench.runs} runs; "
                         f"host(s): {', '.join(data.hosts) or 'unknown'}"),
     ]

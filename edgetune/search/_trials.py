@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import socket
+import warnings
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -77,7 +78,9 @@ def recover_interrupted(study: "optuna.Study", log: Callable[[str], None] = lamb
 
     # Optuna wraps RDBStorage in _CachedStorage, so test the capability, not the class;
     # fail_stale_trials returns at once for storages without a heartbeat.
-    optuna.storages.fail_stale_trials(study)
+    with warnings.catch_warnings():  # ExperimentalWarning: the API has been stable since Optuna 2.9
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
     now = datetime.now()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         w = t.user_attrs.get(ATTR_WORKER)

@@ -55,6 +55,8 @@ class TrainResult:
     qat_start_step: int | None
     prune_steps: list[int]
     history: list[dict[str, float]] = field(default_factory=list)
+    gpu_seconds: float = 0.0              # wall seconds this run held a CUDA device (0 on CPU)
+    gpu_energy_j: float | None = None     # the device's NVML energy counter over the run (whole GPU)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -67,6 +69,40 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {name!r} was asked for but CUDA is not available here; use device='cpu' or 'auto'")
     return torch.device(name)
+
+
+class _GpuEnergy:
+    """Energy of one CUDA device through NVML (``pynvml``), when the driver exposes the counter.
+
+    The counter belongs to the whole GPU: with several workers on one device their runs overlap
+    and each sees the others' energy too (sum per study only over one worker per GPU).
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self._handle = None
+        if device.type != "cuda":
+            return
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            uuid = str(torch.cuda.get_device_properties(device).uuid)
+            self._nvml = pynvml
+            self._handle = pynvml.nvmlDeviceGetHandleByUUID(uuid if uuid.startswith("GPU-") else f"GPU-{uuid}")
+            self._start = self._read()
+        except Exception:  # no pynvml, no permission, or an old driver: energy stays unknown
+            self._handle = None
+
+    def _read(self) -> float:
+        return self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle) / 1000.0  # mJ -> J
+
+    def joules(self) -> float | None:
+        if self._handle is None:
+            return None
+        try:
+            return self._read() - self._start
+        except Exception:
+            return None
 
 
 def lr_at(step: int, total: int, peak: float) -> float:
@@ -226,6 +262,7 @@ def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Se
     result = TrainResult(device=str(device), epochs_run=0, steps=0, train_seconds=0.0, stopped_early=False,
                          params_initial=count_params(model), params_final=0, qat_start_step=qat_start,
                          prune_steps=prune_steps)
+    energy = _GpuEnergy(device)
     t0 = time.perf_counter()
     step = 0
     try:
@@ -287,6 +324,11 @@ def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Se
             calibrate(model, train_set, pad_value=pad_value, batch_size=settings.batch_size)
     result.steps = step
     result.train_seconds = time.perf_counter() - t0
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        result.train_seconds = time.perf_counter() - t0
+        result.gpu_seconds = result.train_seconds
+        result.gpu_energy_j = energy.joules()
     result.params_final = count_params(model)
     model.eval()
     return result

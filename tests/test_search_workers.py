@@ -1,0 +1,71 @@
+"""``edgetune search --workers K``: placement of the workers, and K real processes on one study."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from edgetune.errors import ConfigError
+from edgetune.search._workers import parse_gpus, plan, worker_command
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_plan_gives_each_worker_its_own_cores_and_round_robin_gpus() -> None:
+    placements = plan(4, ["0", "1"], cores=list(range(10)))
+    cores = [c for p in placements for c in p.cores]
+    assert len(cores) == len(set(cores)) == 8  # disjoint; 10 // 4 = 2 each
+    assert [p.gpu for p in placements] == ["0", "1", "0", "1"]
+    env = placements[3].env({}, 4)
+    assert env["CUDA_VISIBLE_DEVICES"] == "1" and env["OMP_NUM_THREADS"] == "2" and env["EDGETUNE_WORKER"] == "3/4"
+    assert all(p.gpu is None for p in plan(2, [], cores=[0, 1]))
+
+
+def test_more_workers_than_cores_and_bad_gpu_lists_are_refused() -> None:
+    with pytest.raises(ConfigError, match=r"--workers 3.*2 CPU core.*--workers 2 or fewer"):
+        plan(3, [], cores=[0, 1])
+    with pytest.raises(ConfigError, match="--workers must be >= 1"):
+        plan(0, [], cores=[0])
+    for bad in ("0,0", "a,1", "0;1"):
+        with pytest.raises(ConfigError, match="--gpus"):
+            parse_gpus(bad)
+    assert parse_gpus("1,0") == ["1", "0"] and parse_gpus(None) == []
+
+
+def test_worker_command_keeps_the_study_and_overrides(tmp_path: Path) -> None:
+    cmd = worker_command(Path("c.yaml"), tmp_path / "s", storage="postgresql://u@h/db", n_trials=7, simulate=0.5)
+    assert cmd[1:4] == ["-m", "edgetune", "search"]
+    assert cmd[cmd.index("--study-dir") + 1] == str((tmp_path / "s").resolve())
+    assert cmd[cmd.index("--storage") + 1] == "postgresql://u@h/db"
+    assert cmd[cmd.index("--n-trials") + 1] == "7" and cmd[cmd.index("--simulate") + 1] == "0.5"
+    assert "--quiet" in cmd and "--no-report" in cmd and "--workers" not in cmd
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs 2 CPU cores")
+def test_two_worker_processes_share_one_study_without_losing_or_redoing_trials(tmp_path: Path) -> None:
+    from edgetune.search import load_study_dir
+    from edgetune.search._trials import is_finished
+
+    study_dir = tmp_path / "study"
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, "-m", "edgetune", "search", "--config", str(REPO / "configs" / "smoke.yaml"),
+           "--study-dir", str(study_dir), "--simulate", "0.01", "--workers", "2", "--n-trials", "12", "--quiet"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    _, study = load_study_dir(study_dir)
+    trials = study.get_trials(deepcopy=False)
+    finished = [t for t in trials if is_finished(t)]
+    assert len(finished) >= 12  # a worker may finish the trial it held when the count was reached
+    assert len({t.number for t in trials}) == len(trials)
+    assert all(t.state.name != "RUNNING" for t in trials)
+    pids = Counter(t.user_attrs["worker"]["pid"] for t in finished)
+    assert len(pids) == 2, f"both workers should have run trials, got {dict(pids)}"
+    assert sum(t.user_attrs.get("baseline", False) for t in trials) == 1  # queued once, not per worker
+    assert (study_dir / "workers" / "worker-1.log").is_file()
+    assert (study_dir / "report" / "trials.csv").is_file()
