@@ -34,9 +34,11 @@ def load(config, d: Path):
 def test_precheck_rejects_over_budget_candidates_before_training(tmp_path: Path) -> None:
     config = config_from_yaml(BASE.format(n=12) + "budgets: ['latency_ms <= 300']\ntrain: {epochs: 2}\nprecheck: true\n")
     runner = SimulatedRunner()
-    summary = run_study(config, tmp_path, runner=runner, progress=False)
+    summary = run_study(config, tmp_path, runner=runner, progress=False, report=True)
     trials = load(config, tmp_path).get_trials()
     rejected = [t for t in trials if t.state.name == "PRUNED"]
+    md = (tmp_path / "report" / "pareto.md").read_text()
+    assert f"{len(rejected)} rejected before training, 0 stopped early" in md
     assert rejected, "chunks of 320/640 ms exceed 300 ms of algorithmic latency alone"
     for t in rejected:
         assert t.user_attrs["knobs"]["chunk_ms"] >= 320
@@ -71,6 +73,7 @@ def test_moasha_stops_dominated_trials_and_never_counts_them_as_complete(tmp_pat
         assert not (tmp_path / "trials" / str(t.number) / "model.onnx").exists()  # no export spent on it
     assert summary.complete + len(stopped) == 14 == summary.finished
     assert not set(summary.front) & {t.number for t in stopped}
+    assert f"0 rejected before training, {len(stopped)} stopped early" in (tmp_path / "report" / "pareto.md").read_text()
     rows = list(csv.DictReader(open(tmp_path / "report" / "trials.csv")))
     for r in rows:
         if r["state"] == "PRUNED":

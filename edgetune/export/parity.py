@@ -58,7 +58,9 @@ class ParityTolerance:
 
 TOLERANCES: dict[int, ParityTolerance] = {
     32: ParityTolerance(0.99, 1e-3),
-    16: ParityTolerance(0.97),
+    # fp16 rounding moves logits by ~1e-3..1e-2; a GPU study had 96/100 identical transcripts with
+    # every logit within 0.014 (near-ties flipped), which no export bug looks like
+    16: ParityTolerance(0.97, max_abs_logit_diff_alt=0.05),
     8: ParityTolerance(0.95, max_abs_logit_diff_alt=0.5),
     4: ParityTolerance(0.95, max_abs_logit_diff_alt=0.5),
 }

@@ -191,6 +191,8 @@ def collect(study: "optuna.Study", config: StudyConfig) -> ReportData:
         "failed": sum(1 for r in rows if r["state"] == "FAIL" and r["fail_type"] != "Interrupted"),
         "interrupted": sum(1 for r in rows if r["fail_type"] == "Interrupted"),
         "pruned": states.get("PRUNED", 0),
+        "rejected": sum(1 for r in rows if r["fail_type"] == "Rejected before training"),
+        "stopped": sum(1 for r in rows if r["fail_type"] == "Stopped early"),
         "running": states.get("RUNNING", 0) + states.get("WAITING", 0),
         "front": len(front),
     }

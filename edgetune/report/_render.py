@@ -52,7 +52,8 @@ def _summary_lines(data: ReportData) -> list[tuple[str, str]]:
     return [
         ("study", f"{data.study_name} ({cfg.sampler.name.value}, seed {cfg.seed}, dataset {cfg.dataset})"),
         ("trials", f"{c['trials']} ({c['complete']} complete, {c['feasible']} within budget, {c['failed']} failed, "
-                   f"{c['interrupted']} interrupted, {c['pruned']} stopped early, {c['running']} running/queued) "
+                   f"{c['interrupted']} interrupted, {c['rejected']} rejected before training, "
+                   f"{c['stopped']} stopped early, {c['running']} running/queued) "
                    f"of n_trials = {cfg.n_trials}"),
         ("objectives", ", ".join(f"minimise {metric_label(o)}" for o in data.objectives)),
         ("budgets", ", ".join(str(b) for b in cfg.budgets) or "none"),

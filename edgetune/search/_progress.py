@@ -12,10 +12,13 @@ class StudyProgress:
     Disabled (``enabled=False``) it prints nothing, so library callers and tests stay quiet.
     """
 
-    def __init__(self, *, total: int, done: int, enabled: bool = True, title: str = "study") -> None:
+    def __init__(self, *, total: int, done: int, enabled: bool = True, title: str = "study",
+                 failed: int = 0, front: int = 0) -> None:
         self.enabled = enabled
         self.total = total
         self.done = done
+        self.failed = failed
+        self.front = front
         self.title = title
         self._progress: Any = None
         self._task: Any = None
@@ -51,7 +54,7 @@ class StudyProgress:
         )
         self._progress.__enter__()
         self._task = self._progress.add_task(
-            self.title, total=self.total, completed=self.done, failed=0, front=0
+            self.title, total=self.total, completed=self.done, failed=self.failed, front=self.front
         )
         return self
 

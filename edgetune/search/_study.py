@@ -375,7 +375,10 @@ def run_study(
     check_runner_kind(study, runner)
     trials = study.get_trials(deepcopy=False)
     done = sum(is_finished(t) for t in trials)
-    with StudyProgress(total=config.n_trials, done=done, enabled=progress, title=config.study_name) as bar:
+    failed = sum(_state(t) == "FAIL" and not is_interrupted(t) for t in trials)
+    front = len(front_numbers(study)) if progress and done else 0
+    with StudyProgress(total=config.n_trials, done=done, enabled=progress, title=config.study_name,
+                       failed=failed, front=front) as bar:
         bar.log(f"study {config.study_name!r} in {paths.root}: {done}/{config.n_trials} trials finished")
         recover_interrupted(study, bar.log)
         is_grid = config.sampler.name is SamplerName.GRID  # a grid contains the baseline already
