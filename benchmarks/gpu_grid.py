@@ -148,7 +148,9 @@ def run_pool(configs: list[dict], workers: int, args: dict, on_row, deadline: fl
     ctx = mp.get_context("spawn")
     jobs, results = ctx.Queue(), ctx.Queue()
     ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    per = max(1, ncpu // workers)
+    per = args.get("cores_per_worker") or max(1, ncpu // workers)
+    if per * workers > ncpu:
+        raise SystemExit(f"--cores-per-worker {per} x {workers} workers needs {per * workers} cores; this machine has {ncpu}")
     procs = [ctx.Process(target=_worker, args=(r, list(range(r * per, r * per + per)), jobs, results, args))
              for r in range(workers)]
     for p in procs:
@@ -282,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--time-budget", type=float, default=0, help="stop starting new configs after S seconds")
     p.add_argument("--resume-from", default="", help="grid.jsonl of an earlier run to continue")
     p.add_argument("--ks", default="1,2,4,8")
+    p.add_argument("--cores-per-worker", type=int, default=0,
+                   help="CPU cores pinned per worker (default: all cores / K). Fix it (e.g. 2) so every K "
+                        "gives a worker the same CPU and only the GPU is shared")
     p.add_argument("--trials-per-k", type=int, default=8)
     p.add_argument("--tp-bits", type=int, default=32, help="bit width of the throughput trials")
     p.add_argument("--scale-trials", action="store_true", help="run trials_per_k * K trials for each K")
@@ -295,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     common = {"dataset": a.dataset, "epochs": a.epochs, "batch_size": a.batch_size, "seed": a.seed,
               "device": a.device, "bench_runs": a.bench_runs, "bench_warmup": a.bench_warmup,
               "trials_dir": a.trials_dir or str(out / "trials"),
-              "enforce_parity": not a.record_parity_failures}
+              "enforce_parity": not a.record_parity_failures, "cores_per_worker": a.cores_per_worker}
     (mode_grid if a.mode == "grid" else mode_throughput)(a, common)
     return 0
 
