@@ -146,7 +146,8 @@ def test_transcribe_cli_errors_name_the_file(tiny_model_path, tmp_path, capsys):
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
-    onnx.save(helper.make_model(graph), str(plain))
+    # IR 9 / opset 17: loadable by every supported ONNX Runtime, whatever the installed onnx writes by default
+    onnx.save(helper.make_model(graph, ir_version=9, opset_imports=[helper.make_opsetid("", 17)]), str(plain))
     assert main(["transcribe", str(plain), str(wav)]) == 2
     assert "not an edgetune model" in capsys.readouterr().err
 
@@ -159,3 +160,19 @@ def test_transcribe_cli_errors_name_the_file(tiny_model_path, tmp_path, capsys):
     bad_audio.write_bytes(b"RIFF....garbage")
     assert main(["transcribe", str(tiny_model_path), str(bad_audio)]) == 2
     assert "bad.wav" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+def test_int8_candidate_on_cuda_records_gpu_time_and_passes_parity(tmp_path):
+    """The whole pipeline with QAT on the GPU (bf16 autocast), exported and measured on the CPU."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    from edgetune.pipeline import run_candidate
+
+    result = run_candidate(Knobs(bits=8, sparsity=0.25, chunk_ms=320), tmp_path, dataset="tiny",
+                           train=TrainSettings(epochs=6, batch_size=8, device="cuda"), bench_runs=10,
+                           bench_warmup=1, progress=False)
+    assert result["device"].startswith("cuda") and result["gpu_seconds"] > 0
+    assert result["parity"]["passed"] and result["weight_storage"] == "int8"

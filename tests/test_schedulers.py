@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import subprocess
 import sys
 import textwrap
@@ -221,7 +222,8 @@ def test_state_is_shared_between_workers_through_a_journal_file(tmp_path: Path) 
     storage = JournalStorage(JournalFileBackend(journal))
     study = _study(storage, name="shared")
     # another process records rung results with its own scheduler object
-    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}
+    # keep the caller's PYTHONPATH: optuna may be installed there (e.g. a --target folder of wheels)
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])), "PATH": "/usr/bin:/bin"}
     out = subprocess.run([sys.executable, "-c", WORKER, journal], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     # this process has never seen a rung result: its decision comes from the journal alone

@@ -158,3 +158,10 @@ def test_cuda_bf16_training_runs():
         pytest.skip("needs CUDA")
     model, result = _train(Knobs(bits=8, chunk_ms=160), TrainSettings(epochs=2, batch_size=4, device="cuda"))
     assert result.device.startswith("cuda") and math.isfinite(result.history[-1]["train_loss"])
+    assert result.gpu_seconds == result.train_seconds > 0
+    assert result.gpu_energy_j is None or result.gpu_energy_j >= 0
+
+
+def test_cpu_training_spends_no_gpu_time():
+    model, result = _train(Knobs(bits=32, chunk_ms=160), TrainSettings(epochs=1, batch_size=4, device="cpu"))
+    assert result.gpu_seconds == 0.0 and result.gpu_energy_j is None and result.train_seconds > 0
