@@ -8,6 +8,8 @@ padded chunks, so training sees what streaming inference produces.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import math
 from dataclasses import dataclass
 
@@ -62,12 +64,18 @@ def bucket_batches(lengths: list[int], batch_size: int, generator: torch.Generat
     return batches
 
 
+def resident(examples: Sequence[Example], device: torch.device) -> list[Example]:
+    """The same examples with their features moved to ``device`` once (not once per batch)."""
+    return [Example(e.feats.to(device, non_blocking=True), e.ids, e.text, e.group) for e in examples]
+
+
 def collate(examples: list[Example], chunk_frames: int, subsampling: int, pad_value: float) -> Batch:
     """Pad features to a whole number of chunks (silence) and concatenate targets."""
     chunks = [max(1, math.ceil(e.frames / chunk_frames)) for e in examples]
     t_max = max(chunks) * chunk_frames
     n_mels = examples[0].feats.shape[1]
-    feats = torch.full((len(examples), t_max, n_mels), pad_value, dtype=torch.float32)
+    feats = torch.full((len(examples), t_max, n_mels), pad_value, dtype=torch.float32,
+                       device=examples[0].feats.device)  # on the GPU when the data lives there
     for i, e in enumerate(examples):
         feats[i, :e.frames] = e.feats
     input_lengths = torch.tensor([c * chunk_frames // subsampling for c in chunks], dtype=torch.long)

@@ -28,9 +28,11 @@ import torch.nn.functional as F
 from edgetune.errors import ConfigError, TrainingError
 from edgetune.knobs import Knobs, PruneSchedule, TrainSettings
 from edgetune.model.quant import set_quant
-from edgetune.train._batching import Batch, Example, bucket_batches, collate
+from edgetune.train._batching import Batch, Example, bucket_batches, collate, resident
 from edgetune.train.pruning import StructuredPruner, count_params
 
+#: train + dev features up to this size are moved to the GPU once and batched there
+GPU_RESIDENT_MAX_BYTES = 2 * 1024**3
 GRADUAL_STEPS = 4          # pruning steps of the gradual schedule
 GRADUAL_SPAN = 0.3         # ... spread over this fraction of training after prune_at
 WARMUP_FRACTION = 0.08
@@ -233,6 +235,10 @@ def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Se
     if not train_set:
         raise TrainingError("the training split is empty; check the dataset")
     device = resolve_device(settings.device)
+    if device.type == "cuda":
+        size = sum(e.feats.numel() * e.feats.element_size() for e in [*train_set, *dev_set])
+        if size <= GPU_RESIDENT_MAX_BYTES:  # the data stays on the GPU: no host-to-device copy per step
+            train_set, dev_set = resident(train_set, device), resident(dev_set, device)
     torch.manual_seed(settings.seed)
     gen = torch.Generator().manual_seed(settings.seed)
     old_threads = torch.get_num_threads()
