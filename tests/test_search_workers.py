@@ -69,3 +69,35 @@ def test_two_worker_processes_share_one_study_without_losing_or_redoing_trials(t
     assert sum(t.user_attrs.get("baseline", False) for t in trials) == 1  # queued once, not per worker
     assert (study_dir / "workers" / "worker-1.log").is_file()
     assert (study_dir / "report" / "trials.csv").is_file()
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs 2 CPU cores")
+def test_a_candidate_another_worker_is_training_is_waited_for_not_trained_twice(tmp_path: Path) -> None:
+    """A one-point space: every trial draws the same knobs. Two workers start together; only one
+    may train them, the other waits for its result and reuses it."""
+    from edgetune.search import load_study_dir
+
+    cfg = tmp_path / "one-point.yaml"
+    cfg.write_text("""
+version: 1
+study_name: one-point
+n_trials: 4
+seed: 0
+space: {bits: [8], sparsity: [0.5], depth_multiplier: [0.5], chunk_ms: [160]}
+train: {epochs: 5}
+objectives: [wer, latency_ms]
+sampler: {name: random, enqueue_baseline: false}
+""")
+    study_dir = tmp_path / "study"
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, "-m", "edgetune", "search", "--config", str(cfg), "--study-dir", str(study_dir),
+           "--simulate", "1.0", "--workers", "2", "--quiet"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    _, study = load_study_dir(study_dir)
+    trials = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    trained = [t for t in trials if "duplicate_of" not in t.user_attrs]
+    assert len(trials) >= 4 and len(trained) == 1, [(t.number, t.user_attrs.get("duplicate_of")) for t in trials]
+    pids = {t.user_attrs["worker"]["pid"] for t in study.get_trials(deepcopy=False)}
+    assert len(pids) == 2  # both workers drew trials; the second one's were reused, not retrained

@@ -50,6 +50,7 @@ from edgetune.search._storage import StudyPaths, json_safe, open_study
 from edgetune.search._trials import (
     ATTR_ARTIFACT,
     ATTR_BASELINE,
+    ATTR_CLAIMED,
     ATTR_DUPLICATE,
     ATTR_FAIL,
     ATTR_FAIL_TYPE,
@@ -63,6 +64,8 @@ from edgetune.search._trials import (
     is_finished,
     is_interrupted,
     recover_interrupted,
+    running_twin,
+    wait_for_twin,
     worker_info,
 )
 
@@ -100,7 +103,8 @@ class StudySummary:
 
 
 #: attributes that describe one run of a trial, not its candidate (never copied to a duplicate)
-_RUN_ATTRS = {ATTR_WORKER, ATTR_RETRY_OF, ATTR_BASELINE, ATTR_DUPLICATE, ATTR_INTERRUPTED, "trial_seconds"}
+_RUN_ATTRS = {ATTR_WORKER, ATTR_RETRY_OF, ATTR_BASELINE, ATTR_DUPLICATE, ATTR_INTERRUPTED, ATTR_CLAIMED,
+             "trial_seconds"}
 
 
 RUNNER_ATTR = "edgetune_runner"
@@ -196,8 +200,17 @@ def run_trial(study: "optuna.Study", trial: "optuna.trial.Trial", ctx: _Context)
         return f"#{trial.number} FAIL {_fail(study, trial, exc)}"
     trial.set_user_attr("knobs", knobs.to_dict())
     original = find_duplicate(study, knobs)
+    if original is None:
+        # another worker is training these very knobs right now: wait for its result, train nothing
+        twin = running_twin(study, trial.number, knobs.to_dict())
+        if twin is not None:
+            ctx.progress.log(f"#{trial.number} {_short(knobs)}: same knobs as #{twin.number}, which another "
+                             "worker is training; waiting for its result")
+            wait_for_twin(study, twin)
+            original = find_duplicate(study, knobs)
     if original is not None:
         return _reuse(study, trial, original, knobs, ctx)
+    trial.set_user_attr(ATTR_CLAIMED, True)
     ctx.progress.started(trial.number, _short(knobs))
     out_dir = ctx.paths.trial_dir(trial.number)
     if out_dir.exists():  # leftovers of an earlier attempt under this number

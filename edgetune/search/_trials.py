@@ -33,6 +33,7 @@ ATTR_RETRY_OF = "retry_of"
 ATTR_BASELINE = "baseline"
 ATTR_STOPPED = STOPPED_AT_RUNG_ATTR
 ATTR_DUPLICATE = "duplicate_of"
+ATTR_CLAIMED = "training"  # set when a trial decides to train its knobs itself
 
 
 def _state(t: Any) -> str:
@@ -124,6 +125,33 @@ def front_numbers(study: "optuna.Study") -> list[int]:
     feasible = [all(v <= 0 for v in t.constraints.values()) for t in done]
     return [done[i].number for i in pareto_front([t.values for t in done], feasible)]
 
+
+
+def running_twin(study: "optuna.Study", number: int, knobs: dict) -> Any | None:
+    """Another RUNNING trial, of a live worker, that is training exactly ``knobs`` (claimed)."""
+    from optuna.trial import TrialState
+
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if t.number != number and t.user_attrs.get(ATTR_CLAIMED) and t.user_attrs.get("knobs") == knobs \
+                and _worker_is_dead(t.user_attrs.get(ATTR_WORKER)) is not True:
+            return t
+    return None
+
+
+def wait_for_twin(study: "optuna.Study", twin: Any, *, poll_s: float = 2.0) -> None:
+    """Block until ``twin`` is no longer RUNNING, its worker died, or its heartbeat went stale."""
+    import time
+
+    import optuna
+
+    while True:
+        t = next((x for x in study.get_trials(deepcopy=False) if x.number == twin.number), twin)
+        if t.state.name != "RUNNING" or _worker_is_dead(t.user_attrs.get(ATTR_WORKER)) is True:
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # a twin on another host that stopped beating
+        time.sleep(poll_s)
 
 
 class Heartbeat:
