@@ -55,14 +55,9 @@ def grid_configs() -> list[dict]:
 
 # ----------------------------------------------------------------------------- worker side
 def _worker(rank: int, cores: list[int], jobs: "mp.Queue", results: "mp.Queue", args: dict) -> None:
-    try:
-        os.sched_setaffinity(0, cores)
-    except (AttributeError, OSError):
-        pass
-    os.environ["OMP_NUM_THREADS"] = str(len(cores))
-    import torch
+    from edgetune.search._workers import pin_this_process
 
-    torch.set_num_threads(len(cores))
+    pin_this_process(tuple(cores))
     from edgetune.data import load_dataset
     from edgetune.knobs import Knobs, TrainSettings
     from edgetune.pipeline import run_candidate
