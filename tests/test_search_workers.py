@@ -101,3 +101,47 @@ sampler: {name: random, enqueue_baseline: false}
     assert len(trials) >= 4 and len(trained) == 1, [(t.number, t.user_attrs.get("duplicate_of")) for t in trials]
     pids = {t.user_attrs["worker"]["pid"] for t in study.get_trials(deepcopy=False)}
     assert len(pids) == 2  # both workers drew trials; the second one's were reused, not retrained
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs 2 CPU cores")
+def test_ctrl_c_while_waiting_for_a_twin_leaves_no_trial_running(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from edgetune.search import load_study_dir
+
+    cfg = tmp_path / "one-point.yaml"
+    cfg.write_text("""
+version: 1
+study_name: one-point
+n_trials: 3
+seed: 0
+space: {bits: [8], sparsity: [0.5], depth_multiplier: [0.5], chunk_ms: [160]}
+train: {epochs: 30}
+objectives: [wer, latency_ms]
+sampler: {name: random, enqueue_baseline: false}
+""")
+    study_dir = tmp_path / "study"
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    base = [sys.executable, "-m", "edgetune", "search", "--config", str(cfg), "--study-dir", str(study_dir),
+            "--simulate", "1.0", "--quiet"]
+    launcher = subprocess.Popen(base + ["--workers", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    waiting = None
+    while waiting is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+        if not (study_dir / "journal.log").exists():
+            continue
+        trials = load_study_dir(study_dir)[1].get_trials(deepcopy=False)
+        claimed = [t for t in trials if t.state.name == "RUNNING" and t.user_attrs.get("training")]
+        waiters = [t for t in trials if t.state.name == "RUNNING" and "knobs" in t.user_attrs
+                   and not t.user_attrs.get("training")]
+        if claimed and waiters:
+            waiting = waiters[0].number
+    assert waiting is not None, "no trial ended up waiting for a running twin"
+    launcher.send_signal(signal.SIGINT)
+    launcher.communicate(timeout=120)
+    trials = load_study_dir(study_dir)[1].get_trials(deepcopy=False)
+    assert not [t.number for t in trials if t.state.name == "RUNNING"]
+    assert trials[waiting].state.name == "FAIL" and trials[waiting].user_attrs.get("interrupted")

@@ -206,7 +206,12 @@ def run_trial(study: "optuna.Study", trial: "optuna.trial.Trial", ctx: _Context)
         if twin is not None:
             ctx.progress.log(f"#{trial.number} {_short(knobs)}: same knobs as #{twin.number}, which another "
                              "worker is training; waiting for its result")
-            wait_for_twin(study, twin)
+            try:
+                wait_for_twin(study, twin)
+            except KeyboardInterrupt:  # like an interrupted training: FAIL, queued again on resume
+                trial.set_user_attr(ATTR_INTERRUPTED, True)
+                study.tell(trial, state=TrialState.FAIL)
+                raise
             original = find_duplicate(study, knobs)
     if original is not None:
         return _reuse(study, trial, original, knobs, ctx)
