@@ -55,7 +55,7 @@ def test_two_worker_processes_share_one_study_without_losing_or_redoing_trials(t
     study_dir = tmp_path / "study"
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     cmd = [sys.executable, "-m", "edgetune", "search", "--config", str(REPO / "configs" / "smoke.yaml"),
-           "--study-dir", str(study_dir), "--simulate", "0.01", "--workers", "2", "--n-trials", "12", "--quiet"]
+           "--study-dir", str(study_dir), "--simulate", "0.05", "--workers", "2", "--n-trials", "12", "--quiet"]
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     _, study = load_study_dir(study_dir)
@@ -85,7 +85,7 @@ study_name: one-point
 n_trials: 4
 seed: 0
 space: {bits: [8], sparsity: [0.5], depth_multiplier: [0.5], chunk_ms: [160]}
-train: {epochs: 5}
+train: {epochs: 10}
 objectives: [wer, latency_ms]
 sampler: {name: random, enqueue_baseline: false}
 """)
