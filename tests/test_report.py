@@ -200,3 +200,15 @@ def test_report_states_the_studys_total_gpu_time(tmp_path: Path, study_dir: Path
     md = (tmp_path / "report" / "pareto.md").read_text()
     assert f"({total:.0f} GPU-s) over {len(trained)} trials trained on CUDA" in md
     assert f"NVML energy during training {3600.0 * len(trained) / 3.6e6:.3g} kWh" in md
+
+
+def test_static_report_is_small_has_no_script_and_shows_the_front(tmp_path: Path, study_dir: Path) -> None:
+    from edgetune.report import build_report
+
+    out = build_report(study_dir, out_dir=tmp_path / "static", interactive=False)
+    page = (out / "index.html").read_text()
+    assert len(page.encode()) < 200_000 < (study_dir / "report" / "index.html").stat().st_size
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+    assert '<img src="pareto.png"' in page and (out / "pareto.png").is_file()
+    front = [r["number"] for r in read_csv(out / "trials.csv") if r["pareto"] == "True"]
+    assert front and all(f"<td class=\"\">{n}</td>" in page for n in front)

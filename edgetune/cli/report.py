@@ -16,13 +16,16 @@ def register(subparsers) -> None:
     p.add_argument("--study-dir", required=True, help="the directory `edgetune search` wrote")
     p.add_argument("--storage", default=None, help="Optuna storage URL, if not the one saved in study.yaml")
     p.add_argument("--out", default=None, help="write the report here instead of <study dir>/report")
+    p.add_argument("--static", action="store_true",
+                   help="index.html without JavaScript (KBs instead of MBs; Pareto plot as pareto.png), "
+                        "for a report to commit or mail")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from edgetune.report import build_report
 
-    out = build_report(args.study_dir, storage=args.storage, out_dir=args.out)
+    out = build_report(args.study_dir, storage=args.storage, out_dir=args.out, interactive=not args.static)
     print(f"report: {out / 'index.html'}")
     print(f"        {out / 'pareto.md'}, {out / 'trials.csv'}, {out / 'pareto.png'}")
     return 0

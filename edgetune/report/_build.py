@@ -26,12 +26,14 @@ def build_report(
     config: StudyConfig | None = None,
     storage: str | None = None,
     out_dir: str | Path | None = None,
+    interactive: bool = True,
 ) -> Path:
     """Write ``index.html``, ``pareto.md``, ``trials.csv`` and ``pareto.png`` and return the folder.
 
     The study is opened from ``study_dir`` unless ``study`` and ``config`` are given. The files
     are written into a temporary folder beside the destination which then replaces it, so a
-    reader never sees a half-written report.
+    reader never sees a half-written report. ``interactive=False`` writes a small ``index.html``
+    without JavaScript (plotly.js alone is several MB), e.g. to commit a report.
     """
     paths = StudyPaths(Path(study_dir))
     if study is None or config is None:
@@ -41,7 +43,7 @@ def build_report(
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
-        write_report_files(data, tmp)
+        write_report_files(data, tmp, interactive=interactive)
         replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -49,8 +51,8 @@ def build_report(
     return final
 
 
-def write_report_files(data: ReportData, folder: Path) -> None:
-    (folder / "index.html").write_text(render_html(data), encoding="utf-8")
+def write_report_files(data: ReportData, folder: Path, *, interactive: bool = True) -> None:
+    (folder / "index.html").write_text(render_html(data, interactive=interactive), encoding="utf-8")
     (folder / "pareto.md").write_text(render_markdown(data), encoding="utf-8")
     (folder / "trials.csv").write_text(render_csv(data), encoding="utf-8")
     render_png(data, folder / "pareto.png")

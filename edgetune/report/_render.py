@@ -85,13 +85,21 @@ def _table_html(rows: list[dict[str, Any]], cols: list[str], left: set[str] = fr
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def render_html(data: ReportData) -> str:
-    """The whole report page. plotly.js is inlined once in <head>; figures reference it."""
-    import plotly.offline
+_STATIC_NOTE = ('<p class="note">Static page (no JavaScript): the interactive plots are left out. '
+                "<code>edgetune report --study-dir DIR</code> writes them.</p>")
 
+
+def render_html(data: ReportData, *, interactive: bool = True) -> str:
+    """The whole report page. plotly.js is inlined once in <head>; figures reference it.
+
+    ``interactive=False``: a small page without JavaScript (for committing or mailing a report):
+    the Pareto plot is ``pareto.png`` beside it, the hypervolume and importance plots are left out.
+    """
     from edgetune.report._figures import hypervolume_figure, importance_figure, pareto_figure
 
     def fig_html(fig: Any) -> str:
+        if not interactive:
+            return _STATIC_NOTE
         return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
 
     esc = html.escape
@@ -101,7 +109,8 @@ def render_html(data: ReportData) -> str:
     )
     parts.append("<h2>Pareto front</h2>")
     if data.counts["complete"]:
-        parts.append(fig_html(pareto_figure(data)))
+        parts.append(fig_html(pareto_figure(data)) if interactive
+                     else '<p><img src="pareto.png" alt="WER vs latency, front outlined" width="800"></p>')
     else:
         parts.append('<p class="note">No complete trial yet.</p>')
     parts.append("<h3>Trials on the front</h3>")
@@ -131,10 +140,14 @@ def render_html(data: ReportData) -> str:
         f'<p class="note">Generated {datetime.now(timezone.utc).isoformat(timespec="seconds")}; every trial is in '
         "<code>trials.csv</code>. This page loads nothing from the network.</p>"
     )
+    script = ""
+    if interactive:
+        import plotly.offline
+
+        script = f'<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script>'
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>edgetune report: {esc(data.study_name)}</title><style>{_CSS}</style>"
-        f'<script type="text/javascript">{plotly.offline.get_plotlyjs()}</script>'
+        f"<title>edgetune report: {esc(data.study_name)}</title><style>{_CSS}</style>{script}"
         "</head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
     )
 
