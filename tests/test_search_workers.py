@@ -14,6 +14,33 @@ from edgetune.errors import ConfigError
 from edgetune.search._workers import parse_gpus, plan, worker_command
 
 REPO = Path(__file__).resolve().parents[1]
+TWO_CORES = pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                               reason="needs 2 CPU cores")
+ONE_POINT = """
+version: 1
+study_name: one-point
+n_trials: {n_trials}
+seed: 0
+space: {{bits: [8], sparsity: [0.5], depth_multiplier: [0.5], chunk_ms: [160]}}
+train: {{epochs: {epochs}}}
+objectives: [wer, latency_ms]
+sampler: {{name: random, enqueue_baseline: false}}
+"""
+
+
+def search_command(config: Path, study_dir: Path, *args: str) -> tuple[list[str], dict[str, str]]:
+    """``edgetune search`` in a subprocess (command, environment) that imports this checkout."""
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [sys.executable, "-m", "edgetune", "search", "--config", str(config), "--study-dir", str(study_dir),
+           "--quiet", *args]
+    return cmd, env
+
+
+def one_point_config(tmp_path: Path, *, n_trials: int, epochs: int) -> Path:
+    """A one-point space: every trial draws the same knobs."""
+    cfg = tmp_path / "one-point.yaml"
+    cfg.write_text(ONE_POINT.format(n_trials=n_trials, epochs=epochs))
+    return cfg
 
 
 def test_plan_gives_each_worker_its_own_cores_and_round_robin_gpus() -> None:
@@ -46,16 +73,14 @@ def test_worker_command_keeps_the_study_and_overrides(tmp_path: Path) -> None:
     assert "--quiet" in cmd and "--no-report" in cmd and "--workers" not in cmd
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
-                    reason="needs 2 CPU cores")
+@TWO_CORES
 def test_two_worker_processes_share_one_study_without_losing_or_redoing_trials(tmp_path: Path) -> None:
     from edgetune.search import load_study_dir
     from edgetune.search._trials import is_finished
 
     study_dir = tmp_path / "study"
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    cmd = [sys.executable, "-m", "edgetune", "search", "--config", str(REPO / "configs" / "smoke.yaml"),
-           "--study-dir", str(study_dir), "--simulate", "0.05", "--workers", "2", "--n-trials", "12", "--quiet"]
+    cmd, env = search_command(REPO / "configs" / "smoke.yaml", study_dir,
+                              "--simulate", "0.05", "--workers", "2", "--n-trials", "12")
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     _, study = load_study_dir(study_dir)
@@ -71,28 +96,15 @@ def test_two_worker_processes_share_one_study_without_losing_or_redoing_trials(t
     assert (study_dir / "report" / "trials.csv").is_file()
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
-                    reason="needs 2 CPU cores")
+@TWO_CORES
 def test_a_candidate_another_worker_is_training_is_waited_for_not_trained_twice(tmp_path: Path) -> None:
-    """A one-point space: every trial draws the same knobs. Two workers start together; only one
-    may train them, the other waits for its result and reuses it."""
+    """Every trial draws the same knobs. Two workers start together; only one may train them, the
+    other waits for its result and reuses it."""
     from edgetune.search import load_study_dir
 
-    cfg = tmp_path / "one-point.yaml"
-    cfg.write_text("""
-version: 1
-study_name: one-point
-n_trials: 4
-seed: 0
-space: {bits: [8], sparsity: [0.5], depth_multiplier: [0.5], chunk_ms: [160]}
-train: {epochs: 10}
-objectives: [wer, latency_ms]
-sampler: {name: random, enqueue_baseline: false}
-""")
+    cfg = one_point_config(tmp_path, n_trials=4, epochs=10)
     study_dir = tmp_path / "study"
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    cmd = [sys.executable, "-m", "edgetune", "search", "--config", str(cfg), "--study-dir", str(study_dir),
-           "--simulate", "1.0", "--workers", "2", "--quiet"]
+    cmd, env = search_command(cfg, study_dir, "--simulate", "1.0", "--workers", "2")
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     _, study = load_study_dir(study_dir)
@@ -103,30 +115,17 @@ sampler: {name: random, enqueue_baseline: false}
     assert len(pids) == 2  # both workers drew trials; the second one's were reused, not retrained
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
-                    reason="needs 2 CPU cores")
+@TWO_CORES
 def test_ctrl_c_while_waiting_for_a_twin_leaves_no_trial_running(tmp_path: Path) -> None:
     import signal
     import time
 
     from edgetune.search import load_study_dir
 
-    cfg = tmp_path / "one-point.yaml"
-    cfg.write_text("""
-version: 1
-study_name: one-point
-n_trials: 3
-seed: 0
-space: {bits: [8], sparsity: [0.5], depth_multiplier: [0.5], chunk_ms: [160]}
-train: {epochs: 30}
-objectives: [wer, latency_ms]
-sampler: {name: random, enqueue_baseline: false}
-""")
+    cfg = one_point_config(tmp_path, n_trials=3, epochs=30)
     study_dir = tmp_path / "study"
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    base = [sys.executable, "-m", "edgetune", "search", "--config", str(cfg), "--study-dir", str(study_dir),
-            "--simulate", "1.0", "--quiet"]
-    launcher = subprocess.Popen(base + ["--workers", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    cmd, env = search_command(cfg, study_dir, "--simulate", "1.0", "--workers", "2")
+    launcher = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     waiting = None
     while waiting is None and time.monotonic() < deadline:

@@ -34,12 +34,11 @@ def _front_columns(data: ReportData) -> list[str]:
 
 def _gpu_time(data: ReportData) -> str:
     """The study's total GPU time (sum of the trials' training time on CUDA) and NVML energy."""
-    t = data.table
-    gpu = t["gpu_seconds"].fillna(0.0) if "gpu_seconds" in t else None
-    if gpu is None or not (gpu > 0).any():
+    gpu = data.table["gpu_seconds"].fillna(0.0)
+    if not (gpu > 0).any():
         return "none (no trial trained on a GPU)"
     text = f"{gpu.sum() / 3600:.3g} GPU-hours ({gpu.sum():.0f} GPU-s) over {int((gpu > 0).sum())} trials trained on CUDA"
-    energy = t["gpu_energy_j"].dropna() if "gpu_energy_j" in t else []
+    energy = data.table["gpu_energy_j"].dropna()
     if len(energy):
         text += (f"; NVML energy during training {energy.sum() / 3.6e6:.3g} kWh (whole-GPU counter: "
                  "concurrent workers on one GPU count each other's energy)")

@@ -61,6 +61,7 @@ from edgetune.search._trials import (
     Heartbeat,
     _state,
     front_numbers,
+    is_failed,
     is_finished,
     is_interrupted,
     recover_interrupted,
@@ -393,7 +394,7 @@ def run_study(
     check_runner_kind(study, runner)
     trials = study.get_trials(deepcopy=False)
     done = sum(is_finished(t) for t in trials)
-    failed = sum(_state(t) == "FAIL" and not is_interrupted(t) for t in trials)
+    failed = sum(map(is_failed, trials))
     front = len(front_numbers(study)) if progress and done else 0
     with StudyProgress(total=config.n_trials, done=done, enabled=progress, title=config.study_name,
                        failed=failed, front=front) as bar:
@@ -425,7 +426,7 @@ def run_study(
                 line,
                 done=sum(is_finished(t) for t in trials),
                 total=config.n_trials,
-                failed=sum(_state(t) == "FAIL" and not is_interrupted(t) for t in trials),
+                failed=sum(map(is_failed, trials)),
                 front=len(front_numbers(study)),
             )
     summary = summarize(study, config, paths, new)
@@ -444,7 +445,7 @@ def summarize(study: "optuna.Study", config: StudyConfig, paths: StudyPaths, new
         n_trials=config.n_trials,
         finished=sum(is_finished(t) for t in trials),
         complete=sum(_state(t) == "COMPLETE" for t in trials),
-        failed=sum(_state(t) == "FAIL" and not is_interrupted(t) for t in trials),
+        failed=sum(map(is_failed, trials)),
         interrupted=sum(is_interrupted(t) for t in trials),
         front=front_numbers(study),
         new_trials=new,

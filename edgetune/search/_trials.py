@@ -47,7 +47,7 @@ def is_interrupted(t: Any) -> bool:
 
 def is_finished(t: Any) -> bool:
     """Counts toward ``n_trials``: complete, pruned, or failed for a reason of its own."""
-    return _state(t) in ("COMPLETE", "PRUNED") or (_state(t) == "FAIL" and not is_interrupted(t))
+    return _state(t) in ("COMPLETE", "PRUNED") or is_failed(t)
 
 
 def worker_info() -> dict[str, Any]:
@@ -69,6 +69,24 @@ def _worker_is_dead(w: Any) -> bool | None:
         return True
 
 
+def fail_stale(study: "optuna.Study") -> None:
+    """FAIL the RUNNING trials whose heartbeat went stale (RDB storages with a heartbeat only).
+
+    Optuna wraps RDBStorage in _CachedStorage, so this tests the capability, not the class;
+    ``fail_stale_trials`` returns at once for storages without a heartbeat.
+    """
+    import optuna
+
+    with warnings.catch_warnings():  # ExperimentalWarning: the API has been stable since Optuna 2.9
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def is_failed(t: Any) -> bool:
+    """FAIL for a reason of its own (not interrupted)."""
+    return _state(t) == "FAIL" and not is_interrupted(t)
+
+
 def recover_interrupted(study: "optuna.Study", log: Callable[[str], None] = lambda m: None) -> list[int]:
     """Fail trials left RUNNING by dead workers and re-enqueue every interrupted configuration once.
 
@@ -77,11 +95,7 @@ def recover_interrupted(study: "optuna.Study", log: Callable[[str], None] = lamb
     import optuna
     from optuna.trial import TrialState
 
-    # Optuna wraps RDBStorage in _CachedStorage, so test the capability, not the class;
-    # fail_stale_trials returns at once for storages without a heartbeat.
-    with warnings.catch_warnings():  # ExperimentalWarning: the API has been stable since Optuna 2.9
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
+    fail_stale(study)
     now = datetime.now()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         w = t.user_attrs.get(ATTR_WORKER)
@@ -142,15 +156,11 @@ def wait_for_twin(study: "optuna.Study", twin: Any, *, poll_s: float = 2.0) -> N
     """Block until ``twin`` is no longer RUNNING, its worker died, or its heartbeat went stale."""
     import time
 
-    import optuna
-
     while True:
         t = next((x for x in study.get_trials(deepcopy=False) if x.number == twin.number), twin)
         if t.state.name != "RUNNING" or _worker_is_dead(t.user_attrs.get(ATTR_WORKER)) is True:
             return
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)  # a twin on another host that stopped beating
+        fail_stale(study)  # a twin on another host that stopped beating
         time.sleep(poll_s)
 
 

@@ -57,8 +57,12 @@ class TrainResult:
     qat_start_step: int | None
     prune_steps: list[int]
     history: list[dict[str, float]] = field(default_factory=list)
-    gpu_seconds: float = 0.0              # wall seconds this run held a CUDA device (0 on CPU)
     gpu_energy_j: float | None = None     # the device's NVML energy counter over the run (whole GPU)
+
+    @property
+    def gpu_seconds(self) -> float:
+        """Wall seconds this run held a CUDA device (0 on CPU)."""
+        return self.train_seconds if self.device.startswith("cuda") else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -329,12 +333,10 @@ def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Se
         if qat_start is not None:
             calibrate(model, train_set, pad_value=pad_value, batch_size=settings.batch_size)
     result.steps = step
-    result.train_seconds = time.perf_counter() - t0
     if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        result.train_seconds = time.perf_counter() - t0
-        result.gpu_seconds = result.train_seconds
+        torch.cuda.synchronize(device)  # the GPU's queued work belongs to this run's time
         result.gpu_energy_j = energy.joules()
+    result.train_seconds = time.perf_counter() - t0
     result.params_final = count_params(model)
     model.eval()
     return result
