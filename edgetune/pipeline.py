@@ -18,10 +18,8 @@ not the weights, so a study can reject a candidate before training it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
-import os
 import platform
 import time
 from collections.abc import Callable
@@ -30,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgetune.errors import DataError
 from edgetune.knobs import Knobs, PruneSchedule, TrainSettings
+from edgetune.search._files import atomic_write_text, sha256_file
 
 if TYPE_CHECKING:
     from edgetune.data import DatasetSplits
@@ -38,15 +37,6 @@ MAX_PARITY_UTTERANCES = 100
 RESULT_FILE = "result.json"
 MODEL_FILE = "model.onnx"
 TRANSCRIPTS_FILE = "transcripts.jsonl"
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def _json_safe(value: Any) -> Any:
@@ -58,14 +48,6 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     return value
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _examples(utts: list[Any], feats: list[Any]) -> list[Any]:
@@ -199,7 +181,7 @@ def run_candidate(knobs: Knobs, out_dir: Path, *, dataset: "str | Path | Dataset
                                      strict=enforce_parity)
 
     rows = _transcribe_test(model, model_path, splits.test, features)
-    _atomic_write_text(out_dir / TRANSCRIPTS_FILE, "".join(json.dumps(r) + "\n" for r in rows))
+    atomic_write_text(out_dir / TRANSCRIPTS_FILE, "".join(json.dumps(r) + "\n" for r in rows))
     onnx_wer = wer_from_transcripts(rows, "hyp")
     torch_wer = wer_from_transcripts(rows, "hyp_torch")
 
@@ -239,7 +221,7 @@ def run_candidate(knobs: Knobs, out_dir: Path, *, dataset: "str | Path | Dataset
         "bench": {k: v for k, v in bench.items() if k not in ("samples_ms",)},
     }
     result = _json_safe(result)
-    _atomic_write_text(out_dir / RESULT_FILE, json.dumps(result, indent=2, sort_keys=True))
+    atomic_write_text(out_dir / RESULT_FILE, json.dumps(result, indent=2, sort_keys=True))
     return result
 
 
