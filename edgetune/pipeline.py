@@ -7,7 +7,7 @@
 - ``transcripts.jsonl``: one line per test utterance (id, group, reference, ONNX and PyTorch
   hypotheses), from which ``wer`` can be recomputed;
 - ``result.json``: knobs, WER (overall, per group, worst group; from ONNX Runtime streaming
-  the file over ``log_mel_numpy`` features of the test audio, and ``wer_torch`` from the
+  the file over ``compute_fbank`` features of the test audio, and ``wer_torch`` from the
   PyTorch model), latency/RTF/memory from :func:`edgetune.bench.bench_model`, size, parity,
   host, training facts, sha256.
 
@@ -73,7 +73,7 @@ def _load_splits(dataset: "str | Path | DatasetSplits", progress: bool) -> "Data
 
 
 def _silence(features: Any) -> float:
-    return math.log(features.log_offset)
+    return features.silence
 
 
 def _transcribe_test(model: Any, path: Path, utts: list[Any], features: Any) -> list[dict[str, Any]]:
@@ -82,7 +82,7 @@ def _transcribe_test(model: Any, path: Path, utts: list[Any], features: Any) -> 
     import torch
 
     from edgetune.bench.runner import StreamingModel
-    from edgetune.data import load_audio, log_mel_numpy, normalize_text
+    from edgetune.data import compute_fbank, load_audio, normalize_text
     from edgetune.train import ctc_greedy
 
     stream = StreamingModel(str(path), threads=1)
@@ -91,7 +91,7 @@ def _transcribe_test(model: Any, path: Path, utts: list[Any], features: Any) -> 
     model.eval()
     with torch.no_grad():
         for u in utts:
-            feats = log_mel_numpy(load_audio(u.audio_filepath, features.sample_rate), features)
+            feats = compute_fbank(load_audio(u.audio_filepath, features.sample_rate), features)
             hyp = stream.greedy_text(stream.run_utterance(feats))
             padded = torch.from_numpy(stream.pad_features(feats))[None].to(next(model.parameters()).device)
             hyp_torch = ctc_greedy(model(padded)[0].float().cpu(), vocab, blank)

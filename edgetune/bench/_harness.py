@@ -219,12 +219,12 @@ def _import_onnx():
 
 
 def algorithmic_latency_ms(meta: dict[str, Any]) -> float | None:
-    """chunk_ms + lookahead_ms + (win_length - hop_length) / sample_rate, as StreamingSpec defines it."""
+    """chunk_ms + lookahead_ms + (frame length - frame shift) / 2, as StreamingSpec defines it."""
     if meta.get("chunk_ms") is None:
         return None
     feats = meta.get("features") or {}
-    win, hop, sr = feats.get("win_length", 400), feats.get("hop_length", 160), feats.get("sample_rate", 16000)
-    return float(meta["chunk_ms"]) + float(meta.get("lookahead_ms") or 0) + 1000.0 * (win - hop) / sr
+    window_ms = (float(feats.get("frame_length_ms", 25.0)) - float(feats.get("frame_shift_ms", 10.0))) / 2
+    return float(meta["chunk_ms"]) + float(meta.get("lookahead_ms") or 0) + window_ms
 
 
 def file_size(path: Path, external: list[str] = ()) -> int:

@@ -5,7 +5,7 @@
   ``train.jsonl``/``dev.jsonl``/``test.jsonl`` or in LibriSpeech layout is read as is.
 - :func:`validate_dataset` checks every audio file up front.
 - Text: :data:`VOCABULARY`, :func:`normalize_text`, :func:`encode`, :func:`decode`.
-- Features: :func:`log_mel_torch`, :func:`log_mel_numpy` (same numbers, numpy only),
+- Features: :func:`compute_fbank` (Kaldi fbank, numpy only, in :mod:`edgetune.data.fbank`),
   :func:`spec_augment`, :func:`extract_features` (cached on disk), in
   :mod:`edgetune.data.features`, which imports torch only inside the functions that need it.
   Importing this package imports neither torch nor torchaudio nor scipy.signal.
@@ -17,13 +17,13 @@ from edgetune.data._datasets import load_dataset, validate_dataset
 from edgetune.data._manifest import SPLITS, DatasetSplits, Utterance, read_manifest, write_manifest
 from edgetune.data._text import (BLANK_ID, VOCABULARY, count_unknown_chars, decode, encode, normalize_text,
                                  unknown_chars)
-from edgetune.data.features import (FeatureSpec, extract_features, log_mel_numpy, log_mel_torch, num_frames,
-                                    spec_augment)
+from edgetune.data.fbank import FeatureSpec, compute_fbank, num_frames
+from edgetune.data.features import extract_features, spec_augment
 
 __all__ = [
     "BLANK_ID", "PRESETS", "SPLITS", "VOCABULARY", "CorpusPreset", "DatasetSplits", "Utterance",
     "build_corpus", "count_unknown_chars", "decode", "default_cache_root", "encode", "load_audio",
     "load_dataset", "normalize_text", "read_manifest", "resample", "unknown_chars", "validate_dataset",
-    "write_manifest", "FeatureSpec", "log_mel_torch", "log_mel_numpy", "spec_augment", "extract_features",
+    "write_manifest", "FeatureSpec", "compute_fbank", "spec_augment", "extract_features",
     "num_frames",
 ]
