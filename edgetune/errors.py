@@ -37,3 +37,7 @@ class TrainingError(EdgetuneError):
 
 class StudyError(EdgetuneError):
     """A study directory or storage cannot be used (incompatible config, unreachable storage)."""
+
+
+class ShipError(ExportError):
+    """A model cannot be shipped to a runtime (sherpa-onnx missing, crashed, or its transcripts differ)."""
