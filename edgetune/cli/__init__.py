@@ -20,6 +20,7 @@ COMMANDS = {
     "export": "export",
     "corpus": "corpus",
     "base": "base",
+    "ship": "ship",
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["SHIP_JSON", "decode_with_sherpa", "ship_check"]
+__all__ = ["DEFAULT_MIN_IDENTICAL", "SHIP_JSON", "decode_like_sherpa", "decode_with_sherpa", "ship_check"]
 
 
 def __getattr__(name: str) -> Any:

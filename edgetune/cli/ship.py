@@ -1,0 +1,86 @@
+"""``edgetune ship MODEL.onnx --out DIR [--check AUDIO...|--dataset NAME]``: export for sherpa-onnx and check it.
+
+Only parses arguments and calls :func:`edgetune.ship.ship_check`: writes ``DIR/model.onnx``
+(sherpa-onnx ``zipformer2_ctc`` layout), ``DIR/tokens.txt``, ``DIR/README.md`` (how to run it)
+and ``DIR/ship.json``, after decoding the audio with the real sherpa-onnx and comparing the
+CTC tokens with edgetune's own streaming runner. Without audio it decodes one second of
+silence: proof that sherpa-onnx loads and runs the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from edgetune.errors import DataError
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "ship", help="export a model for sherpa-onnx and check its transcripts there",
+        description="Rewrite an edgetune streaming ONNX file into sherpa-onnx's zipformer2_ctc layout "
+                    "(same weights), write tokens.txt and a how-to, decode audio with the real sherpa-onnx "
+                    "(in a subprocess) and compare the transcripts with edgetune's runner.",
+        epilog="Exit codes: 0 transcripts identical (>= --min-identical), 1 they are not, "
+               "2 the model cannot be exported or sherpa-onnx cannot run it.")
+    p.add_argument("model", help="an edgetune .onnx file (from `edgetune candidate`, a study or `edgetune export`)")
+    p.add_argument("--out", required=True, help="output folder for model.onnx, tokens.txt, README.md, ship.json")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--check", nargs="+", metavar="AUDIO", default=None,
+                     help="audio files or folders of .wav/.flac/.ogg files to decode with both engines")
+    src.add_argument("--dataset", default=None,
+                     help="decode the test split of this dataset (preset name such as smoke, or a folder)")
+    p.add_argument("--limit", type=int, default=None, help="decode at most this many utterances")
+    p.add_argument("--min-identical", type=float, default=0.99,
+                   help="fraction of utterances whose tokens must be identical (default 0.99)")
+    p.add_argument("--threads", type=int, default=1, help="threads for both engines (default 1)")
+    p.add_argument("--json", action="store_true", help="print the whole ship.json result")
+    p.set_defaults(func=run)
+
+
+def _audio_files(items: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(f for f in path.rglob("*") if f.suffix.lower() in AUDIO_SUFFIXES)
+            if not found:
+                raise DataError(f"folder {item!r} holds no {'/'.join(AUDIO_SUFFIXES)} files")
+            files += found
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise DataError(f"audio {item!r} is neither a file nor a folder")
+    return files
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from edgetune.ship import ship_check
+
+    if args.check:
+        audio: list = _audio_files(args.check)
+    elif args.dataset:
+        from edgetune.data import load_dataset
+
+        audio = list(load_dataset(args.dataset, progress=False).test)
+    else:
+        audio = [np.zeros(16000, dtype=np.float32)]
+    if args.limit is not None:
+        audio = audio[:max(1, args.limit)]
+    result = ship_check(args.model, audio, args.out, min_identical=args.min_identical, threads=args.threads)
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+    else:
+        print(f"sherpa-onnx {result['sherpa_onnx_version']} ({result['model_type']}): "
+              f"{result['identical']}/{result['utterances']} identical ({result['identical_fraction']:.3f}, "
+              f"need {result['min_identical']:.3f}); vs edgetune's default decoding "
+              f"{result['identical_to_default_fraction']:.3f}")
+        print(f"wrote {result['model']}, {result['tokens']}, {result['howto']}, {Path(args.out) / 'ship.json'}")
+        for m in result["mismatches"]:
+            print(f"  differs: {m['name']}: sherpa {m['sherpa']!r} | edgetune {m['edgetune']!r}")
+    return 0 if result["passed"] else 1
