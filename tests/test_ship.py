@@ -1,0 +1,173 @@
+"""Shipping to sherpa-onnx: the exported file runs in the real sherpa-onnx (a subprocess) with the
+CTC tokens of edgetune's own runner, for fp32, int8 (pruned: widths differ by layer) and INT4."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sherpa_onnx", reason="sherpa-onnx is in the dev and ship extras")
+
+from edgetune.cli import main  # noqa: E402
+from edgetune.errors import ShipError  # noqa: E402
+from edgetune.knobs import Knobs  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+ARCH = {"d_model": 32, "n_layers": 2, "n_heads": 2, "conv_kernel": 3}
+SHERPA_KEYS = ("encoder_dims", "query_head_dims", "value_head_dims", "num_heads", "num_encoder_layers",
+               "cnn_module_kernels", "left_context_len", "T", "decode_chunk_len")
+MODELS = {  # name -> (knobs, architecture)
+    "fp32": (Knobs(bits=32, chunk_ms=160), ARCH),
+    "int8-pruned": (Knobs(bits=8, chunk_ms=160, sparsity=0.5), ARCH),
+    "int4": (Knobs(bits=4, chunk_ms=320), ARCH),
+    "fp32-even-kernel": (Knobs(bits=32, chunk_ms=160), {**ARCH, "conv_kernel": 4, "n_layers": 1}),
+}
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    """Untrained exports (untied random logits: every frame's argmax is compared, not just blanks)."""
+    from edgetune.pipeline import export_untrained
+
+    root = tmp_path_factory.mktemp("ship_models")
+    out = {}
+    for name, (knobs, arch) in MODELS.items():
+        export_untrained(knobs, root / f"{name}.onnx", model_config=arch, seed=1)
+        out[name] = root / f"{name}.onnx"
+    return out
+
+
+@pytest.fixture(scope="module")
+def audio() -> list:
+    """Four real test utterances of the tiny corpus and a 0.3 s noise burst (shorter than two chunks)."""
+    from edgetune.data import load_dataset
+
+    noise = (0.05 * np.random.default_rng(0).standard_normal(4800)).astype(np.float32)
+    return list(load_dataset("tiny", progress=False).test[:4]) + [noise]
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_sherpa_decodes_the_tokens_of_edgetunes_runner(models, audio, tmp_path, name):
+    from edgetune.ship import ship_check
+
+    out = tmp_path / "ship"
+    r = ship_check(models[name], audio, out, min_identical=0.8)
+    # the export is exact: on sherpa's own features (kaldi-native-fbank) every token is edgetune's
+    assert r["identical_kaldi_fbank_fraction"] == 1.0 and r["export_exact"] is True, r["mismatches"]
+    assert r["chunks_match"], "sherpa ran a different number of chunks than IsReady predicts"
+    assert r["passed"] and r["identical_fraction"] >= 0.8, r["mismatches"]
+    assert r["sherpa_onnx_version"] == "2.0.1"
+    rows = [json.loads(line) for line in (out / "transcripts.jsonl").read_text().splitlines()]
+    assert len(rows) == len(audio) == r["utterances"]
+    assert max(len(row["sherpa"]) for row in rows) >= 3, "the comparison must not be between empty outputs"
+    assert json.loads((out / "ship.json").read_text()) == r
+
+
+@pytest.mark.parametrize("name", ["int8-pruned", "int4"])
+def test_shipped_file_keeps_the_integer_weights(models, tmp_path, name):
+    import onnx
+
+    from edgetune.export import _passes
+    from edgetune.export.sherpa import export_sherpa
+
+    done = export_sherpa(models[name], tmp_path)
+    src, dst = onnx.load(str(models[name])), onnx.load(str(done.model))
+    # every source initializer ships unchanged (same name, type and bytes); the adapter adds int64 constants only
+    dst_inits = {i.name: i for i in dst.graph.initializer}
+    assert all(dst_inits[i.name].SerializeToString() == i.SerializeToString() for i in src.graph.initializer)
+    assert {i.data_type for n, i in dst_inits.items() if n.startswith("sherpa_")} == {onnx.TensorProto.INT64}
+    assert ("INT4" if name == "int4" else "INT8") in _passes.weight_storage_counts(dst)
+    opset = {o.domain: o.version for o in dst.opset_import}[""]
+    assert opset == (21 if name == "int4" else 17)
+    assert dst.ir_version <= 10  # loads in ONNX Runtime 1.27 (sherpa's mobile builds)
+
+
+def test_metadata_and_tokens_follow_sherpas_layout(models, tmp_path):
+    from edgetune.export.metadata import StreamingSpec
+    from edgetune.export.sherpa import read_sherpa_metadata, export_sherpa
+
+    src = StreamingSpec.from_json(read_sherpa_metadata(models["int8-pruned"])["edgetune"])
+    done = export_sherpa(models["int8-pruned"], tmp_path)
+    meta = read_sherpa_metadata(done.model)
+    assert set(SHERPA_KEYS) <= set(meta)
+    layers = src.model_config["layers"]
+    assert meta["encoder_dims"] == ",".join(str(la["conv_dim"]) for la in layers)
+    assert meta["query_head_dims"] == ",".join(str(la["attn_dim"]) for la in layers)
+    assert meta["T"] == meta["decode_chunk_len"] == str(src.chunk_frames)
+    lines = done.tokens.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "<blank> 0" and lines[1] == "\u2581 1" and len(lines) == len(src.vocabulary)
+    assert all(len(line.split()) == 2 for line in lines)
+    # the shipped file is also an edgetune streaming file: its caches are sherpa's states, in order
+    shipped = StreamingSpec.from_json(meta["edgetune"])
+    assert [c.input for c in shipped.caches][:6] == ["key_0", "nonlin_attn_0", "val1_0", "val2_0", "conv1_0", "conv2_0"]
+    assert shipped.caches[-1].input == "processed_lens" and shipped.caches[-1].dtype == "int64"
+    assert "python" in done.howto.read_text().lower() and "android" in done.howto.read_text().lower()
+
+
+def test_edgetune_runner_runs_the_shipped_file_like_the_source(models, tmp_path):
+    """Past the left context (the mask from processed_lens saturates) the logits still agree."""
+    from edgetune.bench.runner import StreamingModel
+    from edgetune.export.sherpa import export_sherpa
+
+    done = export_sherpa(models["fp32"], tmp_path)
+    a, b = StreamingModel(str(models["fp32"])), StreamingModel(str(done.model))
+    feats = np.random.default_rng(3).standard_normal((12 * a.chunk_frames, 80)).astype(np.float32) * 3 - 8
+    np.testing.assert_allclose(a.run_utterance(feats), b.run_utterance(feats), atol=1e-5)
+
+
+def test_a_missing_metadata_key_ends_sherpa_and_is_reported(models, tmp_path):
+    import onnx
+
+    from edgetune.export.sherpa import export_sherpa
+    from edgetune.ship import decode_with_sherpa
+
+    done = export_sherpa(models["fp32"], tmp_path)
+    m = onnx.load(str(done.model))
+    kept = [p for p in m.metadata_props if p.key != "left_context_len"]
+    del m.metadata_props[:]
+    m.metadata_props.extend(kept)
+    onnx.save(m, str(done.model))
+    with pytest.raises(ShipError, match="left_context_len") as err:
+        decode_with_sherpa(done.model, done.tokens, [np.zeros(8000, np.float32)], tail_samples=2880)
+    assert "exit code" in str(err.value)
+
+
+def test_ship_cli_exit_codes(models, audio, tmp_path):
+    import soundfile as sf
+
+    wav_dir = tmp_path / "wavs"
+    wav_dir.mkdir()
+    sf.write(wav_dir / "a.wav", audio[-1], 16000)
+    out = tmp_path / "out"
+    assert main(["ship", str(models["int4"]), "--out", str(out), "--check", str(wav_dir)]) == 0
+    assert {"model.onnx", "tokens.txt", "README.md", "ship.json"} <= {p.name for p in out.iterdir()}
+    assert main(["ship", str(out / "model.onnx"), "--out", str(tmp_path / "again")]) == 2  # already shipped
+    assert main(["ship", str(tmp_path / "missing.onnx"), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_import_edgetune_ship_stays_light():
+    code = ("import sys, edgetune.ship, edgetune.cli.ship, edgetune.export.sherpa\n"
+            "print([m for m in ('torch', 'onnxruntime', 'onnx', 'sherpa_onnx') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_a_trained_int8_candidate_ships_with_identical_transcripts(tmp_path):
+    from edgetune.data import load_dataset
+    from edgetune.knobs import TrainSettings
+    from edgetune.pipeline import run_candidate
+    from edgetune.ship import ship_check
+
+    run_candidate(Knobs(bits=8, chunk_ms=160), tmp_path, dataset="tiny",
+                  train=TrainSettings(epochs=40, batch_size=4, num_threads=1), bench_runs=5, bench_warmup=1,
+                  progress=False, model_config={"d_model": 48, "n_layers": 2})
+    r = ship_check(tmp_path / "model.onnx", load_dataset("tiny", progress=False).test, tmp_path / "sherpa")
+    assert r["export_exact"] and r["passed"] and r["identical_fraction"] >= 0.99
+    rows = [json.loads(line) for line in (tmp_path / "sherpa" / "transcripts.jsonl").read_text().splitlines()]
+    assert len(rows) == r["utterances"] and sum(bool(row["sherpa"]) for row in rows) >= len(rows) // 2
