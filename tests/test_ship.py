@@ -171,3 +171,16 @@ def test_a_trained_int8_candidate_ships_with_identical_transcripts(tmp_path):
     assert r["export_exact"] and r["passed"] and r["identical_fraction"] >= 0.99
     rows = [json.loads(line) for line in (tmp_path / "sherpa" / "transcripts.jsonl").read_text().splitlines()]
     assert len(rows) == r["utterances"] and sum(bool(row["sherpa"]) for row in rows) >= len(rows) // 2
+
+
+def test_transcribe_with_the_sherpa_engine_prints_sherpas_text(models, audio, tmp_path, capsys):
+    from edgetune.ship import ship_check
+
+    wav = audio[0].audio_filepath
+    r = ship_check(models["int8-pruned"], [wav], tmp_path / "ship", min_identical=0.0)
+    expected = json.loads((tmp_path / "ship" / "transcripts.jsonl").read_text().splitlines()[0])["sherpa_text"]
+    assert expected, "an untrained model's sherpa text is not empty"
+    capsys.readouterr()
+    for model in (models["int8-pruned"], Path(r["model"])):  # an edgetune file (converted on the fly), a shipped one
+        assert main(["transcribe", str(model), wav, "--engine", "sherpa-onnx", "--json"]) == 0
+        assert json.loads(capsys.readouterr().out) == {"audio": wav, "text": expected}
