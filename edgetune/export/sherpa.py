@@ -288,6 +288,7 @@ def export_sherpa(source: str | os.PathLike, out_dir: str | os.PathLike, *, mode
     layers, left, enc_chunk = _layers(spec)
     src_sha = hashlib.sha256(source.read_bytes()).hexdigest()
     _adapt(model, layers, left, enc_chunk, spec)
+    _passes.remove_unused(model)  # the old new_cache_mask branch
     states = state_specs(layers, left)
     shipped = dataclasses.replace(
         spec, features_input="x", caches=states,
@@ -342,7 +343,8 @@ def howto_text(spec: StreamingSpec, model_name: str, source_sha256: str) -> str:
 file with sha256 `{source_sha256}`; weights (and their {spec.weight_storage} storage) are unchanged.
 Chunk: {spec.chunk_ms} ms. Features: sherpa's own (80-bin Kaldi fbank, 16 kHz, samples in [-1, 1]).
 
-Decode one stream at a time (`decode_stream`; batch size 1). Append
+Decode one stream at a time (`decode_stream`): the graph has batch size 1, and `decode_streams`
+over several ready streams fails in ONNX Runtime (`Got: 2 Expected: 1`). Append
 **{tail} zero samples** ({1000 * tail / spec.features.sample_rate:.0f} ms, or more) before
 `input_finished()`: sherpa decodes a chunk only when more than one chunk of frames is ready.
 
