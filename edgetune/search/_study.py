@@ -175,6 +175,7 @@ class _Context:
     scheduler: TrialScheduler | None
     prefilter: Prefilter | None
     measurer: Measurer | None = None
+    derived: dict[str, Any] = field(default_factory=dict)   # base, init, distill: see search._base
 
 
 def _fail(study: "optuna.Study", trial: "optuna.trial.Trial", exc: BaseException, *, tb: bool = False) -> str:
@@ -246,6 +247,7 @@ def run_trial(study: "optuna.Study", trial: "optuna.trial.Trial", ctx: _Context)
             family=cfg.family,
             progress=ctx.show_runner_progress,
             on_epoch=epoch_hook(study, trial, ctx.scheduler),
+            **ctx.derived,
         )
     except KeyboardInterrupt:
         trial.set_user_attr(ATTR_INTERRUPTED, True)
@@ -392,6 +394,13 @@ def run_study(
         measurer = None
     study = open_study(config, paths)
     check_runner_kind(study, runner)
+    derived: dict[str, Any] = {}
+    if config.base is not None:
+        from edgetune.search._base import prepare_base, runner_kwargs
+
+        # a runner that does not build models (the simulator, a table replay) says needs_base = False
+        base_dir = prepare_base(config, paths.root, progress=progress) if getattr(runner, "needs_base", True) else None
+        derived = runner_kwargs(config, base_dir or Path(config.base.path or paths.root / "base"))
     trials = study.get_trials(deepcopy=False)
     done = sum(is_finished(t) for t in trials)
     failed = sum(map(is_failed, trials))
@@ -404,7 +413,7 @@ def run_study(
         if config.sampler.enqueue_baseline and not trials and not is_grid:
             study.enqueue_trial(config.space.baseline_params(), user_attrs={ATTR_BASELINE: True})
         study.sampler = make_sampler(config, len(study.get_trials(deepcopy=False)))
-        ctx = _Context(config, paths, runner, bar, progress, scheduler, prefilter, measurer)
+        ctx = _Context(config, paths, runner, bar, progress, scheduler, prefilter, measurer, derived)
         new: list[int] = []
         while max_new_trials is None or len(new) < max_new_trials:
             trials = study.get_trials(deepcopy=False)
