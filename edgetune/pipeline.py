@@ -77,34 +77,75 @@ def _silence(features: Any) -> float:
     return features.silence
 
 
-def _transcribe_test(model: Any, path: Path, utts: list[Any], features: Any,
-                     reference: Any | None = None) -> list[dict[str, Any]]:
-    """Decode every test utterance with the ONNX file (streaming, ORT) and with the PyTorch model
-    (and with ``reference``, the float base a candidate was derived from, as ``hyp_base``)."""
+def _onnx_hyps(path: Path, feats: list[Any], threads: int) -> list[str]:
+    """Greedy transcripts of the streaming ONNX file, one ORT session (1 thread) per worker thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from edgetune.bench.runner import StreamingModel
+
+    workers = max(1, min(threads, len(feats)))
+    out: list[str | None] = [None] * len(feats)
+
+    def run(k: int) -> None:
+        stream = StreamingModel(str(path), threads=1)
+        for i in range(k, len(feats), workers):
+            out[i] = stream.greedy_text(stream.run_utterance(feats[i]))
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(run, range(workers)))
+    return [h or "" for h in out]
+
+
+def _torch_hyps(model: Any, feats: list[Any], chunk_frames: int, silence: float, device: Any,
+                batch_size: int = 32) -> list[str]:
+    """Greedy transcripts of the PyTorch model over whole utterances padded to whole chunks, batched.
+
+    Extra padding at the end of a batch changes nothing before it: attention is chunk-causal and
+    the convolutions are causal."""
     import numpy as np
     import torch
 
-    from edgetune.bench.runner import StreamingModel
-    from edgetune.data import compute_fbank, load_audio, normalize_text
+    from edgetune.data import VOCABULARY
     from edgetune.train import ctc_greedy
+    from edgetune.train._batching import bucket_batches
 
-    stream = StreamingModel(str(path), threads=1)
-    vocab, blank = stream.meta["vocabulary"], int(stream.meta["blank_id"])
-    rows = []
-    model.eval()
+    model = model.to(device).eval()
+    chunks = [max(1, -(-f.shape[0] // chunk_frames)) for f in feats]
+    out: list[str] = [""] * len(feats)
     with torch.no_grad():
-        for u in utts:
-            feats = compute_fbank(load_audio(u.audio_filepath, features.sample_rate), features)
-            hyp = stream.greedy_text(stream.run_utterance(feats))
-            padded = torch.from_numpy(stream.pad_features(feats))[None].to(next(model.parameters()).device)
-            hyp_torch = ctc_greedy(model(padded)[0].float().cpu(), vocab, blank)
-            row = {"id": getattr(u, "id", None) or Path(u.audio_filepath).stem, "group": u.group or "",
-                   "ref": normalize_text(u.text), "hyp": hyp, "hyp_torch": hyp_torch,
-                   "frames": int(np.asarray(feats).shape[0])}
-            if reference is not None:
-                row["hyp_base"] = ctc_greedy(reference(padded.to(next(reference.parameters()).device))[0]
-                                             .float().cpu(), vocab, blank)
-            rows.append(row)
+        for idx in bucket_batches(chunks, batch_size):
+            t = max(chunks[i] for i in idx) * chunk_frames
+            x = np.full((len(idx), t, feats[idx[0]].shape[1]), silence, dtype=np.float32)
+            for j, i in enumerate(idx):
+                x[j, :feats[i].shape[0]] = feats[i]
+            logits = model(torch.from_numpy(x).to(device)).float().cpu()
+            per_frame = logits.shape[1] / t
+            for j, i in enumerate(idx):
+                out[i] = ctc_greedy(logits[j, :int(round(chunks[i] * chunk_frames * per_frame))], VOCABULARY)
+    model.cpu()
+    return out
+
+
+def _transcribe_test(model: Any, path: Path, utts: list[Any], feats: list[Any], features: Any,
+                     reference: Any | None = None, device: Any = "cpu", threads: int = 1) -> list[dict[str, Any]]:
+    """Decode every test utterance with the ONNX file (streaming, ORT) and with the PyTorch model
+    (and with ``reference``, the float base a candidate was derived from, as ``hyp_base``).
+    ``feats`` are the utterances' fbank features (:func:`edgetune.data.compute_fbank` of the audio)."""
+    from edgetune.data import normalize_text
+
+    feats = [f.numpy() if hasattr(f, "numpy") else f for f in feats]
+    hyps = _onnx_hyps(path, feats, threads)
+    torch_hyps = _torch_hyps(model, feats, model.chunk_frames, features.silence, device)
+    base_hyps = (_torch_hyps(reference, feats, reference.chunk_frames, features.silence, device)
+                 if reference is not None else None)
+    rows = []
+    for i, u in enumerate(utts):
+        row = {"id": getattr(u, "id", None) or Path(u.audio_filepath).stem, "group": u.group or "",
+               "ref": normalize_text(u.text), "hyp": hyps[i], "hyp_torch": torch_hyps[i],
+               "frames": int(feats[i].shape[0])}
+        if base_hyps is not None:
+            row["hyp_base"] = base_hyps[i]
+        rows.append(row)
     return rows
 
 
@@ -117,6 +158,17 @@ def wer_from_transcripts(rows: list[dict[str, Any]], key: str = "hyp") -> dict[s
     per_group = group_wer(refs, hyps, [r["group"] for r in rows])
     return {"wer": word_error_rate(refs, hyps), "wer_per_group": per_group,
             "worst_group_wer": max(per_group.values()) if per_group else word_error_rate(refs, hyps)}
+
+
+def _eval_threads() -> int:
+    """Threads for decoding the test set: the cores this process may use, at most 4."""
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
 
 
 def _host(bench: dict[str, Any], threads: int) -> dict[str, Any]:
@@ -225,8 +277,10 @@ def run_candidate(knobs: Knobs, out_dir: Path, *, dataset: "str | Path | Dataset
     exported = export_streaming_onnx(model, knobs, model_path, parity_features=parity_feats, features=features,
                                      strict=enforce_parity)
 
-    rows = _transcribe_test(model, model_path, splits.test, features,
-                            reference=teacher.cpu().eval() if teacher is not None else None)
+    test_feats = extract_features(splits.test, features, progress=progress)
+    rows = _transcribe_test(model, model_path, splits.test, test_feats, features,
+                            reference=teacher.cpu().eval() if teacher is not None else None,
+                            device=train_result.device, threads=_eval_threads())
     atomic_write_text(out_dir / TRANSCRIPTS_FILE, "".join(json.dumps(r) + "\n" for r in rows))
     onnx_wer = wer_from_transcripts(rows, "hyp")
     torch_wer = wer_from_transcripts(rows, "hyp_torch")
