@@ -88,12 +88,15 @@ class BenchConfig:
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    """The sampler and its few settings. ``enqueue_baseline`` queues the uncompressed model first."""
+    """The sampler and its few settings. ``enqueue_baseline`` queues the uncompressed model first;
+    ``enqueue`` lists more knob settings to try next, before the sampler decides (e.g. the int8
+    model at full width a team ships today)."""
 
     name: SamplerName = SamplerName.NSGA2
     population_size: int = 16
     n_startup_trials: int = 10
     enqueue_baseline: bool = True
+    enqueue: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -105,6 +108,10 @@ class SamplerConfig:
         _int("sampler.n_startup_trials", self.n_startup_trials, 0)
         if not isinstance(self.enqueue_baseline, bool):
             raise KeyConfigError("sampler.enqueue_baseline", f"must be true or false, but got {self.enqueue_baseline!r}")
+        enqueue = self.enqueue or ()
+        if isinstance(enqueue, Mapping) or not all(isinstance(e, Mapping) for e in enqueue):
+            raise KeyConfigError("sampler.enqueue", f"must be a list of knob mappings like [{{bits: 8}}], got {enqueue!r}")
+        object.__setattr__(self, "enqueue", tuple(dict(e) for e in enqueue))
 
 
 @dataclass(frozen=True)
@@ -305,6 +312,13 @@ class StudyConfig:
                 "latency-first rejection needs a latency or size budget (e.g. budgets: ['latency_ms <= 300']). "
                 "Fix: add one, or set precheck: false",
             )
+        for i, params in enumerate(self.sampler.enqueue):
+            unknown = sorted(set(params) - set(self.space.searched))
+            if unknown:
+                raise KeyConfigError(f"sampler.enqueue[{i}]", f"names knob(s) {unknown} that the space does not search "
+                                                              f"(searched: {self.space.searched})")
+            if not self.space.contains(params):
+                raise KeyConfigError(f"sampler.enqueue[{i}]", f"{params} lies outside the search space")
         if self.sampler.name is SamplerName.GRID:
             try:
                 grid = self.space.grid()
@@ -341,7 +355,8 @@ class StudyConfig:
             "budgets": [str(b) for b in self.budgets],
             "target": self.target[0] if len(self.target) == 1 else list(self.target),
             "bench": dataclasses.asdict(self.bench),
-            "sampler": {**dataclasses.asdict(self.sampler), "name": self.sampler.name.value},
+            "sampler": {**dataclasses.asdict(self.sampler), "name": self.sampler.name.value,
+                        "enqueue": [dict(e) for e in self.sampler.enqueue]},
             "storage": mask_url(self.storage) if (mask and self.storage) else self.storage,
             "report": {"reference_point": dict(self.report.reference_point) if self.report.reference_point else None},
             "scheduler": dataclasses.asdict(self.scheduler),

@@ -412,6 +412,10 @@ def run_study(
         is_grid = config.sampler.name is SamplerName.GRID  # a grid contains the baseline already
         if config.sampler.enqueue_baseline and not trials and not is_grid:
             study.enqueue_trial(config.space.baseline_params(), user_attrs={ATTR_BASELINE: True})
+        if not trials and not is_grid:
+            baseline = config.space.baseline_params()
+            for params in config.sampler.enqueue:  # fixed knobs the user asked for first
+                study.enqueue_trial({**baseline, **params})
         study.sampler = make_sampler(config, len(study.get_trials(deepcopy=False)))
         ctx = _Context(config, paths, runner, bar, progress, scheduler, prefilter, measurer, derived)
         new: list[int] = []
