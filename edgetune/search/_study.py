@@ -54,6 +54,7 @@ from edgetune.search._trials import (
     ATTR_DUPLICATE,
     ATTR_FAIL,
     ATTR_FAIL_TYPE,
+    ATTR_INFRA,
     ATTR_INTERRUPTED,
     ATTR_RETRY_OF,
     ATTR_SHA,
@@ -61,6 +62,8 @@ from edgetune.search._trials import (
     Heartbeat,
     _state,
     front_numbers,
+    infrastructure_error,
+    infrastructure_hint,
     is_failed,
     is_finished,
     is_interrupted,
@@ -255,6 +258,8 @@ def run_trial(study: "optuna.Study", trial: "optuna.trial.Trial", ctx: _Context)
         stopped = stopped_in_chain(exc)
         if stopped is not None:
             return _pruned(study, trial, knobs, f"epoch {stopped.epoch}")
+        if infrastructure_error(exc) is not None:
+            raise  # the machine failed, not the candidate: run_study keeps the trial for retry
         if isinstance(exc, EdgetuneError) or _is_oom(exc):
             return f"#{trial.number} FAIL {_short(knobs)}: {_fail(study, trial, exc)}"
         _fail(study, trial, exc, tb=True)  # a bug, not a bad candidate: record it, then stop
@@ -272,6 +277,31 @@ def run_trial(study: "optuna.Study", trial: "optuna.trial.Trial", ctx: _Context)
     study.tell(trial, values)
     shown = ", ".join(f"{n} {_num(v)}" for n, v in zip(cfg.objectives, values))
     return f"#{trial.number} ok   {_short(knobs)} -> {shown}{'' if feasible else ' (over budget)'} [{seconds:.0f}s]"
+
+
+def _retry_later(study: "optuna.Study", trial: "optuna.trial.Trial", exc: BaseException,
+                 log: Callable[[str], None]) -> None:
+    """An infrastructure failure (disk full, I/O error, lost database): not the candidate's fault.
+
+    The trial is marked interrupted (so it does not count and resume queues its knobs again) and
+    the study stops with a StudyError saying what to fix: every next trial would fail the same way.
+    """
+    from optuna.trial import TrialState
+
+    infra = infrastructure_error(exc) or exc
+    reason = f"{type(infra).__name__}: {infra}"[:2000]
+    try:
+        trial.set_user_attr(ATTR_INTERRUPTED, True)
+        trial.set_user_attr(ATTR_INFRA, reason)
+        study.tell(trial, state=TrialState.FAIL)
+    except Exception:  # the storage itself failed: the trial stays RUNNING and recovery retries it
+        pass
+    log(f"#{trial.number} stopped by an infrastructure error ({reason}); kept for retry")
+    raise StudyError(
+        f"trial #{trial.number} was stopped by the machine, not the candidate: {reason}. The trial does not "
+        f"count as failed and is retried when the study resumes. Fix: {infrastructure_hint(infra)}, then run "
+        f"the same command again"
+    ) from exc
 
 
 def _pruned(study: "optuna.Study", trial: "optuna.trial.Trial", knobs: Knobs, when: str) -> str:
@@ -420,7 +450,12 @@ def run_study(
                 trial = study.ask()
             new.append(trial.number)
             with Heartbeat(study, trial):
-                line = run_trial(study, trial, ctx)
+                try:
+                    line = run_trial(study, trial, ctx)
+                except Exception as exc:
+                    if infrastructure_error(exc) is None:
+                        raise
+                    _retry_later(study, trial, exc, bar.log)
             trials = study.get_trials(deepcopy=False)
             bar.finished(
                 line,
