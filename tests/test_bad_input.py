@@ -325,3 +325,82 @@ def test_package_never_unpickles_untrusted_data() -> None:
     assert len(files) > 20
     found = [f for p in files for f in _unsafe_loads(p.read_text(), str(p.relative_to(REPO)))]
     assert not found, "unsafe deserialisation (pass weights_only=True / drop allow_pickle):\n" + "\n".join(found)
+
+
+# ---- issue 17: config inputs checked before a study exists, and an all-failed study exits non-zero ----
+
+
+@pytest.mark.parametrize(("line", "key", "expect"), [
+    ("family: conformer_heavy", "family", "registered families are ['conformer_lite']"),
+    ("dataset: /nonexistent/ds", "dataset", "neither a preset"),
+    ("dataset: {empty}", "dataset", "holds neither train/dev/test .jsonl manifests"),
+])
+def test_family_and_dataset_are_checked_before_the_study_dir_is_made(tmp_path: Path, line: str, key: str,
+                                                                     expect: str) -> None:
+    empty = tmp_path / "empty_ds"
+    empty.mkdir()
+    config = config_from_yaml(STUDY.format(n=2) + line.format(empty=empty) + "\n")
+    study_dir = tmp_path / "study"
+    with pytest.raises(ConfigError) as e:
+        run_study(config, study_dir, runner=SimulatedRunner(), progress=False)  # --simulate checks it too
+    msg = str(e.value)
+    assert msg.startswith(f"{key}:") and expect in msg and "Fix" in msg
+    assert not study_dir.exists()  # the folder is not tied to the bad value
+
+
+def test_search_simulate_with_an_unknown_family_exits_2_naming_the_file(tmp_path: Path, capsys) -> None:
+    from edgetune.cli import main
+
+    cfg = tmp_path / "study.yaml"
+    cfg.write_text(STUDY.format(n=2) + "family: nope\n")
+    rc = main(["search", "--config", str(cfg), "--study-dir", str(tmp_path / "s"), "--simulate", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "family: unknown model family 'nope'" in err and str(cfg) in err
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(("budget", "why"), [
+    ("latency_ms <= -5", "latency_ms is always > 0"),
+    ("size_bytes <= 0", "size_bytes is always > 0"),
+    ("wer <= -0.1", "wer is always >= 0"),
+])
+def test_budgets_that_can_never_be_met_are_refused(tmp_path: Path, budget: str, why: str) -> None:
+    f = tmp_path / "study.yaml"
+    f.write_text(STUDY.format(n=2) + f"budgets: ['{budget}']\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    msg = str(e.value)
+    assert "budgets[0]" in msg and "can never be met" in msg and why in msg and "Fix" in msg and f"{f}:" in msg
+
+
+def test_latency_budget_below_the_smallest_chunk_is_refused(tmp_path: Path) -> None:
+    config = config_from_yaml(STUDY.format(n=2) + "budgets: ['latency_ms <= 100']\n")  # chunks 160, 320 ms
+    with pytest.raises(ConfigError) as e:
+        run_study(config, tmp_path / "study", runner=SimulatedRunner(), progress=False)
+    msg = str(e.value)
+    assert "budgets[0]" in msg and "at least 160 ms" in msg and "Fix" in msg
+    ok = config_from_yaml(STUDY.format(n=2) + "budgets: ['latency_ms <= 400']\n")
+    assert run_study(ok, tmp_path / "ok", runner=SimulatedRunner(), progress=False).complete == 2
+
+
+def test_a_study_whose_every_trial_failed_exits_non_zero(tmp_path: Path, capsys, monkeypatch) -> None:
+    import edgetune.search as search
+    from edgetune.cli import main
+    from edgetune.errors import TrainingError
+
+    class Diverging(SimulatedRunner):
+        def __init__(self, **kw):
+            super().__init__(fail_when=lambda knobs: TrainingError("loss is NaN at step 3"), **kw)
+
+    monkeypatch.setattr(search, "SimulatedRunner", Diverging)
+    cfg = tmp_path / "study.yaml"
+    cfg.write_text(STUDY.format(n=3))
+    rc = main(["search", "--config", str(cfg), "--study-dir", str(tmp_path / "s"), "--simulate", "--quiet",
+               "--no-report"])
+    captured = capsys.readouterr()
+    assert "3/3 trials finished (0 complete, 3 failed" in captured.out
+    assert rc == 1 and "every trial failed (3 of 3)" in captured.err and "loss is NaN" in captured.err
+    monkeypatch.setattr(search, "SimulatedRunner", SimulatedRunner)  # a healthy study still exits 0
+    rc = main(["search", "--config", str(cfg), "--study-dir", str(tmp_path / "ok"), "--simulate", "--quiet",
+               "--no-report"])
+    assert rc == 0

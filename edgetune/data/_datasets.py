@@ -178,6 +178,23 @@ def load_dataset(spec: str | os.PathLike, cache_dir: Path | None = None, seed: i
                     "(<split>/<speaker>/<chapter>/*.trans.txt with .flac files)")
 
 
+def check_dataset_spec(spec: str | os.PathLike) -> None:
+    """Fail fast (DataError) unless ``spec`` is a preset or a folder in a layout :func:`load_dataset`
+    reads; reads no audio and builds nothing, so a study config is checked in milliseconds."""
+    if isinstance(spec, str) and spec in PRESETS:
+        return
+    root = Path(spec).expanduser()
+    if not root.is_dir():
+        what = "a file, not a folder" if root.exists() else "no such folder"
+        raise DataError(f"dataset {str(spec)!r} is neither a preset ({', '.join(PRESETS)}) nor a folder ({what}). "
+                        f"Fix: name a preset, or a folder holding train/dev/test .jsonl manifests or a "
+                        f"LibriSpeech layout")
+    if not any(_find_manifest(root, s) for s in SPLITS) and not is_librispeech(root):
+        raise DataError(f"{os.path.abspath(root)} holds neither train/dev/test .jsonl manifests nor a LibriSpeech "
+                        "layout (<split>/<speaker>/<chapter>/*.trans.txt with .flac files). Fix: point dataset at "
+                        "the folder that holds train.jsonl (or the LibriSpeech root)")
+
+
 def _problem(u: Utterance, sample_rate: int) -> str | None:
     """Why this utterance cannot be used, or None."""
     if not u.text.strip():

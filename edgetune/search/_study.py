@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from edgetune.errors import ArtifactError, ConfigError, EdgetuneError, StudyError
 from edgetune.knobs import Knobs
-from edgetune.search._config import SamplerName, StudyConfig
+from edgetune.search._config import SamplerName, StudyConfig, check_config_inputs
 from edgetune.search._fidelity import (
     REJECTED_ATTR,
     STOPPED_AT_RUNG_ATTR,
@@ -104,6 +104,12 @@ class StudySummary:
     front: list[int]
     new_trials: list[int] = field(default_factory=list)
     running_elsewhere: int = 0
+    first_failure: str = ""  # the fail_reason of the earliest failed trial, for the summary line
+
+    @property
+    def all_failed(self) -> bool:
+        """Every finished trial failed (none complete or pruned): the CLI exits non-zero."""
+        return self.failed > 0 and self.failed == self.finished
 
 
 #: attributes that describe one run of a trial, not its candidate (never copied to a duplicate)
@@ -413,6 +419,7 @@ def run_study(
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    check_config_inputs(config)  # family, dataset, reachable budgets: before the study dir is touched
     paths = StudyPaths(Path(study_dir))
     runner = runner or default_runner()
     scheduler = scheduler if scheduler is not None else build_scheduler(config)
@@ -485,6 +492,7 @@ def summarize(study: "optuna.Study", config: StudyConfig, paths: StudyPaths, new
         front=front_numbers(study),
         new_trials=new,
         running_elsewhere=sum(_state(t) == "RUNNING" for t in trials),
+        first_failure=next((str(t.user_attrs.get(ATTR_FAIL, "")) for t in trials if is_failed(t)), ""),
     )
 
 
