@@ -404,3 +404,109 @@ def test_a_study_whose_every_trial_failed_exits_non_zero(tmp_path: Path, capsys,
     rc = main(["search", "--config", str(cfg), "--study-dir", str(tmp_path / "ok"), "--simulate", "--quiet",
                "--no-report"])
     assert rc == 0
+
+
+# ---- issue 17: `edgetune data check DIR` lists every problem, with file and line ------------------
+
+
+def _bad_dataset(root: Path) -> dict[str, str]:
+    """A dataset folder with one of each problem; returns problem name -> the manifest:line it is on."""
+    root.mkdir(parents=True)
+    train = [good_row(root, f"ok{i}.wav", 1.0) for i in range(4)]
+    sf.write(root / "zero.wav", np.zeros(0, np.float32), 16000)
+    sf.write(root / "tiny.wav", tone(0.05, 16000), 16000)
+    sf.write(root / "long.wav", tone(2.2, 16000), 16000)
+    sf.write(root / "quiet.wav", np.zeros(16000, np.float32), 16000)
+    sf.write(root / "short_ok.wav", tone(0.25, 16000), 16000)
+    train += [
+        {"audio_filepath": "zero.wav", "duration": 0.0, "text": "hello"},            # line 5
+        {"audio_filepath": "tiny.wav", "duration": 0.05, "text": "hello world"},     # line 6
+        {"audio_filepath": "long.wav", "duration": 99.0, "text": "hello world"},     # line 7
+        {"audio_filepath": "gone.wav", "duration": 1.0, "text": "lost"},             # line 8
+        {"audio_filepath": "quiet.wav", "duration": 1.0, "text": "ok"},              # line 9 (warning)
+        {"audio_filepath": "short_ok.wav", "duration": 0.25, "text": "ok"},          # line 10 (warning)
+        {"audio_filepath": "ok0.wav", "duration": 1.0, "text": "hello world"},       # line 11 (listed twice)
+    ]
+    lines = [json.dumps(r) + "\n" for r in train]
+    text = "".join(lines).encode() + "{\"audio_filepath\": \"caf\xe9.wav\"}\n".encode("latin-1")  # line 12
+    text += b"{not json\n"                                                                    # line 13
+    text += (json.dumps({"audio_filepath": "ok1.wav", "duration": 1.0}) + "\n").encode()     # line 14
+    (root / "train.jsonl").write_bytes(text)
+    dev = [good_row(root, f"dev{i}.wav", 1.0) for i in range(2)]
+    (root / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in dev))
+    test = [good_row(root, "t0.wav", 1.0), {"audio_filepath": "ok2.wav", "duration": 1.0, "text": "hello world"}]
+    (root / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test))  # ok2 leaks from train
+    t = root / "train.jsonl"
+    return {"empty": f"{t}:5", "too short for CTC": f"{t}:6", "wrong duration": f"{t}:7", "missing": f"{t}:8",
+            "not UTF-8": f"{t}:12", "not valid JSON": f"{t}:13", "missing key(s) text": f"{t}:14"}
+
+
+def test_data_check_lists_every_problem_with_file_and_line(tmp_path: Path, capsys) -> None:
+    from edgetune.cli import main
+
+    root = tmp_path / "ds"
+    expected = _bad_dataset(root)
+    rc = main(["data", "check", str(root), "--json", str(tmp_path / "check.json")])
+    out = capsys.readouterr().out
+    assert rc == 1
+    for why, where in expected.items():
+        line = next((x for x in out.splitlines() if x.startswith(f"error: {where}")), None)
+        assert line is not None and why in line, (why, where, out)
+    assert "wrong duration: manifest says 99.000 s, file has 2.200 s" in out
+    assert "the same audio is in train and test" in out and str(root / "ok2.wav") in out
+    warnings = [x for x in out.splitlines() if x.startswith("warning:")]
+    assert any("digital silence" in w and "quiet.wav" in w for w in warnings)
+    assert any("very short clip" in w and "short_ok.wav" in w for w in warnings)
+    assert any("listed 2 times in train" in w and "ok0.wav" in w for w in warnings)
+    assert not any("ok3.wav" in x for x in out.splitlines() if x.startswith(("error", "warning")))
+    report = json.loads((tmp_path / "check.json").read_text())
+    assert len([f for f in report["findings"] if f["level"] == "error"]) == len(expected) + 1
+    assert report["splits"]["test"]["utterances"] == 2 and report["splits"]["dev"]["sample_rates"] == {"16000": 2}
+    assert "train" in out and " h " in out and "rates: 16000 Hz" in out  # the summary
+
+
+def test_data_check_of_a_clean_folder_exits_0(tmp_path: Path, capsys) -> None:
+    from edgetune.cli import main
+
+    root = tmp_path / "ds"
+    root.mkdir()
+    manifest_folder(root, [good_row(root, f"a{i}.wav", 1.0) for i in range(3)])
+    (root / "test.jsonl").write_text(json.dumps(good_row(root, "t.wav", 1.0)) + "\n")
+    (root / "dev.jsonl").write_text(json.dumps(good_row(root, "d.wav", 1.0)) + "\n")
+    rc = main(["data", "check", str(root)])
+    out = capsys.readouterr().out
+    assert rc == 0 and "0 error(s), 0 warning(s): ok" in out
+
+
+def test_data_check_of_a_non_dataset_exits_2(tmp_path: Path, capsys) -> None:
+    from edgetune.cli import main
+
+    rc = main(["data", "check", str(tmp_path / "nowhere")])
+    assert rc == 2 and "neither a preset" in capsys.readouterr().err
+
+
+def test_non_utf8_manifest_names_file_and_line(tmp_path: Path) -> None:
+    from edgetune.data import read_manifest
+
+    f = tmp_path / "train.jsonl"
+    f.write_bytes(b'{"audio_filepath": "a.wav", "duration": 1, "text": "ok"}\n'
+                  + '{"audio_filepath": "b.wav", "duration": 1, "text": "caf\xe9"}\n'.encode("latin-1"))
+    with pytest.raises(DataError) as e:
+        read_manifest(f)
+    msg = str(e.value)
+    assert f"{f}:2" in msg and "not UTF-8" in msg and "0xe9" in msg and "iconv" in msg
+
+
+def test_validation_catches_the_clips_that_used_to_be_scored(tmp_path: Path) -> None:
+    from edgetune.data import load_dataset, validate_dataset
+
+    root = tmp_path / "ds"
+    _bad_dataset(root)
+    (root / "train.jsonl").write_text("".join(
+        line for line in (root / "train.jsonl").read_bytes().decode("latin-1").splitlines(True)[:11]))
+    with pytest.raises(DataError) as e:
+        validate_dataset(load_dataset(root))
+    msg = str(e.value)
+    for name, why in [("zero.wav", "empty"), ("tiny.wav", "too short for CTC"), ("long.wav", "wrong duration")]:
+        assert f"{root / name} (id -): {why}" in msg
+    assert f"[{root / 'train.jsonl'}:6]" in msg and "edgetune data check" in msg
