@@ -69,7 +69,17 @@ def _load_splits(dataset: "str | Path | DatasetSplits", progress: bool) -> "Data
 
     if isinstance(dataset, DatasetSplits):
         return dataset
-    return load_dataset(dataset, progress=progress)
+    return validated(load_dataset(dataset, progress=progress), dataset)
+
+
+def validated(splits: "DatasetSplits", spec: "str | Path") -> "DatasetSplits":
+    """A dataset folder is checked completely before any training (DataError listing every bad file);
+    the built-in corpus is checked when it is built."""
+    from edgetune.data import PRESETS, validate_dataset
+
+    if not (isinstance(spec, str) and spec in PRESETS):
+        validate_dataset(splits)
+    return splits
 
 
 def _silence(features: Any) -> float:

@@ -510,3 +510,33 @@ def test_validation_catches_the_clips_that_used_to_be_scored(tmp_path: Path) -> 
     for name, why in [("zero.wav", "empty"), ("tiny.wav", "too short for CTC"), ("long.wav", "wrong duration")]:
         assert f"{root / name} (id -): {why}" in msg
     assert f"[{root / 'train.jsonl'}:6]" in msg and "edgetune data check" in msg
+
+
+def _folder_with_a_tiny_test_clip(root: Path) -> Path:
+    root.mkdir(parents=True)
+    rows = [good_row(root, f"a{i}.wav", 1.0) for i in range(3)]
+    manifest_folder(root, rows)
+    sf.write(root / "tiny.wav", tone(0.05, 16000), 16000)
+    (root / "test.jsonl").write_text(json.dumps(rows[0]) + "\n" + json.dumps(
+        {"audio_filepath": "tiny.wav", "duration": 0.05, "text": "hello world"}) + "\n")
+    return root
+
+
+def test_search_checks_the_dataset_files_before_any_trial(tmp_path: Path) -> None:
+    root = _folder_with_a_tiny_test_clip(tmp_path / "ds")
+    config = config_from_yaml(STUDY.format(n=2) + f"dataset: {root}\n")
+    study_dir = tmp_path / "study"
+    with pytest.raises(DataError) as e:
+        run_study(config, study_dir, progress=False)  # the real pipeline runner: no trial may start
+    assert f"{root / 'tiny.wav'} (id -): too short for CTC" in str(e.value)
+    assert not study_dir.exists()
+
+
+def test_candidate_checks_the_dataset_files_before_training(tmp_path: Path, capsys) -> None:
+    from edgetune.cli import main
+
+    root = _folder_with_a_tiny_test_clip(tmp_path / "ds")
+    rc = main(["candidate", "--dataset", str(root), "--out", str(tmp_path / "out"), "--epochs", "1", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"{root / 'tiny.wav'} (id -): too short for CTC" in err
+    assert not (tmp_path / "out" / "model.onnx").exists()

@@ -427,6 +427,8 @@ def run_study(
         measurer = measurer or getattr(runner, "measure_untrained", None) or default_measurer()
     else:
         measurer = None
+    if runner_kind(runner) == "pipeline":
+        _check_dataset_files(config)  # every bad file listed before the first trial trains
     study = open_study(config, paths)
     check_runner_kind(study, runner)
     trials = study.get_trials(deepcopy=False)
@@ -477,6 +479,14 @@ def run_study(
 
         build_report(paths.root, study=study, config=config)
     return summary
+
+
+def _check_dataset_files(config: StudyConfig) -> None:
+    """Decode and check every file of a dataset folder (the built-in presets are checked when built)."""
+    from edgetune.data import PRESETS, load_dataset, validate_dataset
+
+    if config.dataset not in PRESETS:
+        validate_dataset(load_dataset(config.dataset, progress=False))  # seed 0, as the pipeline loads it
 
 
 def summarize(study: "optuna.Study", config: StudyConfig, paths: StudyPaths, new: list[int]) -> StudySummary:
