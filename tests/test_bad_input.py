@@ -540,3 +540,60 @@ def test_candidate_checks_the_dataset_files_before_training(tmp_path: Path, caps
     err = capsys.readouterr().err
     assert rc == 2 and f"{root / 'tiny.wav'} (id -): too short for CTC" in err
     assert not (tmp_path / "out" / "model.onnx").exists()
+
+
+# ---- issue 17: a model modified after export is refused outside a study too ----------------------
+
+
+def _flip_a_weight_byte(src: Path, dst: Path) -> None:
+    """Flip one byte inside the largest initializer's raw data (the protobuf still parses)."""
+    import onnx
+
+    model = onnx.load(str(src))
+    init = max(model.graph.initializer, key=lambda t: len(t.raw_data))
+    data = src.read_bytes()
+    at = data.find(init.raw_data) + len(init.raw_data) // 2
+    assert at > len(init.raw_data) // 2
+    dst.write_bytes(data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:])
+    onnx.load(str(dst))  # still a loadable ONNX file: only the digest can tell
+
+
+def test_transcribe_refuses_a_model_with_flipped_bytes(tiny_model_path: Path, tmp_path: Path, capsys) -> None:
+    from edgetune.cli import main
+
+    audio = tmp_path / "a.wav"
+    sf.write(audio, tone(1.0, 16000), 16000)
+    assert main(["transcribe", str(tiny_model_path), str(audio)]) == 0  # the original runs
+    capsys.readouterr()
+    bad = tmp_path / "bad.onnx"
+    _flip_a_weight_byte(tiny_model_path, bad)
+    rc = main(["transcribe", str(bad), str(audio)])
+    captured = capsys.readouterr()
+    assert rc == 2 and captured.out == ""  # no transcript printed
+    assert str(bad) in captured.err and "modified after export" in captured.err and "--no-verify" in captured.err
+    assert main(["transcribe", "--no-verify", str(bad), str(audio)]) == 0  # the escape hatch
+
+
+def test_bench_refuses_a_model_with_flipped_bytes(tiny_model_path: Path, tmp_path: Path) -> None:
+    from edgetune.bench import bench_model
+
+    bad = tmp_path / "bad.onnx"
+    _flip_a_weight_byte(tiny_model_path, bad)
+    with pytest.raises(ArtifactError) as e:
+        bench_model(bad, runs=3, warmup=0)
+    assert str(bad) in str(e.value) and "modified after export" in str(e.value)
+    assert len(bench_model(bad, runs=3, warmup=0, verify=False)["samples_ms"]) == 3
+
+
+def test_edited_metadata_is_caught_too(tiny_model_path: Path, tmp_path: Path) -> None:
+    import onnx
+
+    from edgetune.export._integrity import DIGEST_KEY, verify_model
+
+    model = onnx.load(str(tiny_model_path))
+    assert verify_model(tiny_model_path) == next(p.value for p in model.metadata_props if p.key == DIGEST_KEY)
+    meta = next(p for p in model.metadata_props if p.key == "edgetune")
+    meta.value = meta.value.replace('"chunk_ms": 160', '"chunk_ms": 320')
+    onnx.save(model, str(tmp_path / "edited.onnx"))
+    with pytest.raises(ArtifactError, match="modified after export"):
+        verify_model(tmp_path / "edited.onnx")

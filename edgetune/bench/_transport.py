@@ -270,8 +270,11 @@ class SshTransport(Transport):
                 "-o", "ServerAliveCountMax=3"]
         if _last(options, "identity"):
             opts += ["-i", _last(options, "identity"), "-o", "IdentitiesOnly=yes"]
-        if _last(options, "known_hosts"):
-            opts += ["-o", f"UserKnownHostsFile={_known_hosts_file(_last(options, 'known_hosts'), target)}"]
+        self.known_hosts = _last(options, "known_hosts")
+        if self.known_hosts:
+            if os.path.normpath(self.known_hosts) in ("/dev/null", os.devnull):
+                _known_hosts_file(self.known_hosts, target)  # raises: /dev/null is not a regular file
+            opts += ["-o", f"UserKnownHostsFile={self.known_hosts}"]
         for extra in options.get("option", []):
             opts += ["-o", ssh_option(extra, target)]
         opts += shlex.split(os.environ.get("EDGETUNE_SSH_OPTIONS", ""))
@@ -280,7 +283,12 @@ class SshTransport(Transport):
         self.ssh_argv = [self.ssh, *opts] + (["-p", str(port)] if port else [])
         self.scp_argv = [self.scp, "-q", *opts] + (["-P", str(port)] if port else [])
 
+    def _check_known_hosts(self) -> None:
+        if self.known_hosts:
+            _known_hosts_file(self.known_hosts, self.target)
+
     def run(self, argv, timeout_s, *, cwd=None, what="run"):
+        self._check_known_hosts()
         cmd = remote_command(argv, cwd)
         res = run_bounded([*self.ssh_argv, "--", self.destination, cmd], timeout_s, what=f"{self.target}: {what}")
         if res.returncode == 255:
@@ -323,6 +331,7 @@ class SshTransport(Transport):
         self._scp(self._remote(remote_path), os.path.abspath(local_path), f"pull {remote_path}")
 
     def _scp(self, src: str, dst: str, what: str) -> None:
+        self._check_known_hosts()
         res = run_bounded([*self.scp_argv, "--", src, dst], SETUP_TIMEOUT_S, what=f"{self.target}: {what}")
         if res.returncode != 0:
             low = res.stderr.lower()
@@ -331,6 +340,7 @@ class SshTransport(Transport):
             raise TargetError(f"{self.target}: {what} failed (scp exit {res.returncode}): {res.stderr.strip()}")
 
     def make_tempdir(self):
+        self._check_known_hosts()
         base = self.tmpdir
         if base:
             script = f"mktemp -d {shlex.quote(base.rstrip('/') + '/edgetune.XXXXXXXX')}"

@@ -39,6 +39,8 @@ def register(subparsers) -> None:
                    help="with --baseline-model: chunk steps per model before switching (default 20)")
     p.add_argument("--baseline-json", default=None, metavar="BASE.json",
                    help="where to write the baseline model's result (needs --baseline-model)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip the check of the content digest stored at export (bench a modified model anyway)")
     p.add_argument("--json", dest="json_out", default=None, metavar="OUT.json", help="write the full result here")
     p.set_defaults(func=run)
 
@@ -52,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     models = [args.model] + ([args.baseline_model] if args.baseline_model else [])
     results = bench_models(models, args.target, rounds=args.rounds, block=args.block, threads=args.threads,
                            runs=args.runs, warmup=args.warmup, cores=args.cores, timeout_s=args.timeout,
-                           runner=args.runner, features=args.features, perf_test=args.perf_test)
+                           runner=args.runner, features=args.features, perf_test=args.perf_test,
+                           verify=not args.no_verify)
     for result, out in zip(results, [args.json_out, args.baseline_json]):
         print(format_table(result))
         if out:
