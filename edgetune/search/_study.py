@@ -446,6 +446,9 @@ def run_study(
         ctx = _Context(config, paths, runner, bar, progress, scheduler, prefilter, measurer)
         new: list[int] = []
         while max_new_trials is None or len(new) < max_new_trials:
+            if new:  # a worker that died meanwhile (killed helper, OOM kill): its trial is queued again now
+                recover_interrupted(study, bar.log)
+            _sweep_interrupted(study, paths)
             trials = study.get_trials(deepcopy=False)
             finished = sum(is_finished(t) for t in trials)
             running = sum(_state(t) == "RUNNING" for t in trials)
@@ -479,6 +482,16 @@ def run_study(
 
         build_report(paths.root, study=study, config=config)
     return summary
+
+
+def _sweep_interrupted(study: "optuna.Study", paths: StudyPaths) -> None:
+    """Remove the folders of interrupted trials: their retry runs under a new number, so what a
+    killed run left in ``trials/<n>/`` (often nothing) is never used."""
+    for t in study.get_trials(deepcopy=False):
+        if is_interrupted(t):
+            folder = paths.trial_dir(t.number)
+            if folder.is_dir():
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def _check_dataset_files(config: StudyConfig) -> None:

@@ -76,7 +76,9 @@ def _worker_is_dead(w: Any) -> bool | None:
         return None
     try:
         proc = psutil.Process(int(w["pid"]))
-        return abs(proc.create_time() - float(w["started"])) > 1e-3
+        if abs(proc.create_time() - float(w["started"])) > 1e-3:
+            return True  # the pid was reused by another process
+        return proc.status() == psutil.STATUS_ZOMBIE  # killed, not yet reaped by its launcher
     except (psutil.NoSuchProcess, KeyError, ValueError, TypeError):
         return True
 
