@@ -169,3 +169,28 @@ def test_unwritable_export_out_is_a_clear_error(tmp_path: Path, capsys) -> None:
                         "--out", str(out)], capsys)
         assert rc == 2 and str(ro) in err and "Read-only file system" in err and "writable" in err
         assert not out.exists()
+
+
+def test_unwritable_candidate_out_fails_before_any_work(tmp_path: Path, capsys) -> None:
+    with tmpfs(tmp_path / "ro", size="1m") as ro:
+        remount_readonly(ro)
+        rc, err = _cli(["candidate", "--preset", "tiny", "--epochs", "1", "--out", str(ro / "cand"), "--quiet"], capsys)
+        assert rc == 2 and str(ro / "cand") in err and "Read-only file system" in err and "writable" in err
+
+
+def test_out_that_is_a_file_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    rc, err = _cli(["candidate", "--preset", "tiny", "--epochs", "1", "--out", str(blocker / "cand"), "--quiet"],
+                   capsys)
+    assert rc == 2 and str(blocker) in err and "Fix: check the path" in err
+
+
+def test_full_disk_for_a_cli_command_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    study_dir = tmp_path / "study"
+    summary = run_study(config_from_yaml(STUDY.format(n=2)), study_dir, runner=SimulatedRunner(), progress=False)
+    with tmpfs(tmp_path / "full", size="64k") as full:
+        fill(full)
+        rc, err = _cli(["export", "--study-dir", str(study_dir), "--trial", str(summary.front[0]),
+                        "--out", str(full / "m.onnx")], capsys)
+    assert rc == 2 and "No space left on device" in err and "free disk space" in err and str(full) in err

@@ -166,11 +166,13 @@ def infrastructure_hint(exc: BaseException) -> str:
         return f"make {where or 'the folder'} writable (or use another --study-dir / --out)"
     if code == errno.EIO:
         return f"check the disk{on} (dmesg shows I/O errors)"
-    if code in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR):
-        return f"check the path {where or ''} (a folder that exists, not a file, or the other way round)"
+    if code in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST):
+        return f"check the path {where or ''} (a folder where a folder is expected, a file where a file is)"
     if code in (errno.ENOMEM, errno.EMFILE, errno.ENFILE):
         return "free memory or file handles (close other jobs)"
-    return "check that the storage server is reachable and the network is up"
+    if code is not None and code in INFRA_ERRNOS or type(exc).__name__ in _INFRA_TYPES:
+        return "check that the storage server is reachable and the network is up"
+    return f"check {where or 'the file system'} and the machine"
 
 
 def front_numbers(study: "optuna.Study") -> list[int]:
