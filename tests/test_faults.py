@@ -13,6 +13,7 @@ import contextlib
 import errno
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -194,3 +195,82 @@ def test_full_disk_for_a_cli_command_is_a_clear_error(tmp_path: Path, capsys) ->
         rc, err = _cli(["export", "--study-dir", str(study_dir), "--trial", str(summary.front[0]),
                         "--out", str(full / "m.onnx")], capsys)
     assert rc == 2 and "No space left on device" in err and "free disk space" in err and str(full) in err
+
+
+# ---- a lost database connection (real PostgreSQL, stopped mid-trial) ----------------------------
+
+PG_WORKER = """
+import subprocess, sys
+from edgetune.search import SimulatedRunner, config_from_yaml, run_study
+from edgetune.errors import StudyError
+
+text, study_dir, stop = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3:]
+def fail_when(knobs):  # the database goes away while the trial trains
+    if stop:
+        subprocess.run(stop, check=True, capture_output=True)
+    return None
+try:
+    s = run_study(config_from_yaml(text), study_dir, runner=SimulatedRunner(fail_when=fail_when), progress=False)
+except StudyError as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(2)
+print(s.complete, s.failed, s.finished)
+"""
+
+
+@pytest.fixture
+def private_postgres(tmp_path: Path):
+    """A throwaway PostgreSQL cluster on a free loopback port (the Debian binaries, run as postgres)."""
+    import glob
+    import shutil
+    import socket
+
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+    if not bins or shutil.which("runuser") is None or os.getuid() != 0:
+        reason = "needs the PostgreSQL server binaries (/usr/lib/postgresql/*/bin) and root to run them as postgres"
+        if os.environ.get("EDGETUNE_REQUIRE_SERVICES"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    import tempfile
+
+    pg = bins[-1]
+    home = Path(tempfile.mkdtemp(prefix="edgetune-pg-"))  # pytest's tmp_path is private to root
+    os.chmod(home, 0o755)
+    data = home / "pgdata"
+    data.mkdir()
+    shutil.chown(data, "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    as_pg = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*as_pg, f"{pg}/initdb", "-D", str(data), "-U", "postgres", "--auth=trust"], check=True,
+                   capture_output=True)
+    start = [*as_pg, f"{pg}/pg_ctl", "-D", str(data), "-o", f"-c listen_addresses=127.0.0.1 -p {port} -k /tmp",
+             "-l", str(data / "pg.log"), "-w", "start"]
+    stop = [*as_pg, f"{pg}/pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop"]
+    subprocess.run(start, check=True, capture_output=True)
+    try:
+        yield {"url": f"postgresql://postgres@127.0.0.1:{port}/postgres", "start": start, "stop": stop}
+    finally:
+        subprocess.run(stop, capture_output=True)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.mark.timeout(180)
+def test_lost_database_connection_keeps_the_trial_for_retry(tmp_path: Path, private_postgres) -> None:
+    pytest.importorskip("psycopg2")
+    cfg = tmp_path / "study.yaml"
+    cfg.write_text(STUDY.format(n=2) + f"storage: {private_postgres['url']}\n")
+    script = tmp_path / "worker.py"
+    script.write_text(PG_WORKER)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    first = subprocess.run([sys.executable, str(script), str(cfg), str(tmp_path / "s"), *private_postgres["stop"]],
+                           capture_output=True, text=True, env=env, timeout=120)
+    assert first.returncode == 2, first.stderr[-3000:]
+    assert "stopped by the machine, not the candidate" in first.stderr and "Traceback" not in first.stderr
+    assert "storage server is reachable" in first.stderr
+    subprocess.run(private_postgres["start"], check=True, capture_output=True)  # the database is back
+    second = subprocess.run([sys.executable, str(script), str(cfg), str(tmp_path / "s")],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert second.stdout.split() == ["2", "0", "2"]  # both trials complete, none failed: the lost one was retried
