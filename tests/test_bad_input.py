@@ -597,3 +597,16 @@ def test_edited_metadata_is_caught_too(tiny_model_path: Path, tmp_path: Path) ->
     onnx.save(model, str(tmp_path / "edited.onnx"))
     with pytest.raises(ArtifactError, match="modified after export"):
         verify_model(tmp_path / "edited.onnx")
+
+
+def test_base_train_checks_the_dataset_files_before_training(tmp_path: Path, capsys) -> None:
+    from edgetune.cli import main
+
+    root = _folder_with_a_tiny_test_clip(tmp_path / "ds")
+    cfg = tmp_path / "base.yaml"
+    cfg.write_text(f"version: 1\nname: t\nfamily: conformer_lite\ndataset: {root}\nexport_chunk_ms: 320\n"
+                   "train: {epochs: 1, batch_size: 4, device: cpu}\n")
+    rc = main(["base", "train", "--config", str(cfg), "--out", str(tmp_path / "base"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"{root / 'tiny.wav'} (id -): too short for CTC" in err, err
+    assert not (tmp_path / "base" / "card.json").exists()

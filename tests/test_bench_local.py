@@ -35,8 +35,8 @@ def test_bench_local_result_fields(toy):
     assert lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
     assert r["size_bytes"] == toy.stat().st_size
     assert r["gzip_bytes"] == pytest.approx(len(gzip.compress(toy.read_bytes(), 9)), abs=64)
-    # chunk 320 ms + lookahead 0 + window (400-160)/16000 s = 15 ms
-    assert r["algorithmic_latency_ms"] == pytest.approx(335.0)
+    # chunk 320 ms + lookahead 0 + half of (25 ms window - 10 ms shift): a centred Kaldi frame = 7.5 ms
+    assert r["algorithmic_latency_ms"] == pytest.approx(327.5)
     assert r["rtf"] == pytest.approx(lat["mean"] / 320.0)
     assert r["peak_rss_bytes"] >= r["baseline_rss_bytes"] > 0
     assert FP_KEYS <= set(r["fingerprint"])

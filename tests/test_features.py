@@ -1,4 +1,4 @@
-"""Log-mel features: numpy vs torch parity, frame counts, SpecAugment, the on-disk cache, light imports."""
+"""Kaldi fbank features: numpy port vs kaldi-native-fbank, frame counts, SpecAugment, the on-disk cache, light imports."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from edgetune.data import SPLITS, CorpusPreset, build_corpus, load_audio
-from edgetune.data.features import (FeatureSpec, extract_features, log_mel_numpy, log_mel_torch, num_frames,
-                                    spec_augment)
+from edgetune.data.fbank import FeatureSpec, compute_fbank, num_frames
+from edgetune.data.features import extract_features, spec_augment
 
 
 @pytest.fixture(scope="module")
@@ -23,59 +23,56 @@ def corpus(tmp_path_factory):
                         progress=False)
 
 
-def test_numpy_matches_torch_on_speech_and_noise(corpus):
+def _kaldi_native(wave: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """The reference: kaldi-native-fbank (the package sherpa-onnx computes its features with)."""
+    knf = pytest.importorskip("kaldi_native_fbank")
+    opts = knf.FbankOptions()
+    opts.frame_opts.samp_freq = spec.sample_rate
+    opts.frame_opts.dither = spec.dither
+    opts.frame_opts.snip_edges = spec.snip_edges
+    opts.mel_opts.num_bins = spec.n_mels
+    opts.mel_opts.low_freq = spec.low_freq
+    opts.mel_opts.high_freq = spec.high_freq
+    fb = knf.OnlineFbank(opts)
+    fb.accept_waveform(spec.sample_rate, wave.astype(np.float32).tolist())
+    fb.input_finished()
+    out = np.array([fb.get_frame(i) for i in range(fb.num_frames_ready)], dtype=np.float32)
+    return out.reshape(-1, spec.n_mels)
+
+
+def test_numpy_fbank_matches_kaldi_native_fbank(corpus):
+    """99 % of all values within 1e-4 (mean within 1e-5), every one within 2e-3. knf computes in float32, whose
+    FFT rounding (about 1e-7 of a frame's energy) reaches 1e-4 to 1e-3 nats in the quietest bins of a
+    frame; the numpy port computes in float64."""
     waves = [load_audio(u.audio_filepath) for s in SPLITS for u in corpus.split(s)]
     rng = np.random.default_rng(0)
-    waves += [rng.uniform(-1, 1, 8000).astype(np.float32), 1e-5 * rng.standard_normal(3000).astype(np.float32),
-              np.zeros(5000, np.float32)]
-    for wave in waves:
-        t = log_mel_torch(torch.from_numpy(wave)).numpy()
-        n = log_mel_numpy(wave)
-        assert t.shape == n.shape == (num_frames(wave.size), 80)
-        assert n.dtype == np.float32 and t.dtype == np.float32
-        assert np.abs(t - n).max() < 1e-3
+    waves += [rng.uniform(-1, 1, 8000).astype(np.float32), 1e-3 * rng.standard_normal(3000).astype(np.float32),
+              np.zeros(5000, np.float32), rng.uniform(-1, 1, 250).astype(np.float32)]
+    for spec in (FeatureSpec(), FeatureSpec(n_mels=40, high_freq=6000.0, low_freq=60.0)):
+        diffs = []
+        for wave in waves:
+            ours, ref = compute_fbank(wave, spec), _kaldi_native(wave, spec)
+            assert ours.shape == ref.shape == (num_frames(wave.size, spec), spec.n_mels)
+            diffs.append(np.abs(ours - ref).ravel())
+        diff = np.concatenate(diffs)
+        # measured on eSpeak speech: mean ~3e-6, 99.9 % <= 2e-4, max 1.05e-3 (float32 rounding in knf)
+        assert diff.mean() <= 1e-5 and np.quantile(diff, 0.99) <= 1e-4 and diff.max() <= 2e-3, \
+            (diff.mean(), np.quantile(diff, 0.99), diff.max())
 
 
-def test_close_to_stock_torchaudio_melspectrogram(corpus):
-    # the float64 front end is the documented FeatureSpec: stock float32 torchaudio agrees where it is precise
-    import torchaudio
-
+def test_silence_is_the_log_floor_and_frame_counts():
     spec = FeatureSpec()
-    stock = torchaudio.transforms.MelSpectrogram(sample_rate=16000, n_fft=400, win_length=400, hop_length=160,
-                                                 f_min=0.0, f_max=8000.0, n_mels=80, power=2.0, center=False,
-                                                 norm=None, mel_scale="htk")
-    wave = torch.from_numpy(load_audio(corpus.train[0].audio_filepath))
-    ref = torch.log(stock(wave) + spec.log_offset).T
-    ours = log_mel_torch(wave, spec)
-    diff = (ref - ours).abs()
-    assert diff.shape == ours.shape
-    assert diff.max() < 0.05 and (diff < 1e-3).float().mean() > 0.999
+    assert np.allclose(compute_fbank(np.zeros(1600, np.float32)), spec.silence)
+    for n, frames in [(0, 0), (79, 0), (80, 1), (160, 1), (240, 2), (16000, 100), (16079, 100), (16080, 101)]:
+        assert num_frames(n) == frames
+        assert compute_fbank(np.ones(n, np.float32) * 0.1).shape == (frames, 80)
 
 
-@pytest.mark.parametrize("n", [0, 1, 399, 400, 401, 559, 560, 16000])
-def test_frame_count(n):
-    wave = np.sin(np.arange(n) * 0.1).astype(np.float32)
-    expected = 1 + max(0, n - 400) // 160
-    assert num_frames(n) == expected
-    assert log_mel_numpy(wave).shape == (expected, 80)
-    assert log_mel_torch(torch.from_numpy(wave)).shape == (expected, 80)
-
-
-def test_batched_torch_equals_one_by_one():
-    rng = np.random.default_rng(1)
-    batch = torch.from_numpy(rng.uniform(-0.5, 0.5, (3, 4000)).astype(np.float32))
-    out = log_mel_torch(batch)
-    assert out.shape == (3, num_frames(4000), 80)
-    for i in range(3):
-        assert torch.allclose(out[i], log_mel_torch(batch[i]), atol=1e-5)
-
-
-def test_other_spec_is_honoured():
-    spec = FeatureSpec(n_mels=40, hop_length=80, f_max=4000.0)
-    wave = np.random.default_rng(2).uniform(-1, 1, 3200).astype(np.float32)
-    t = log_mel_torch(torch.from_numpy(wave), spec).numpy()
-    assert t.shape == (1 + (3200 - 400) // 80, 40)
-    assert np.abs(t - log_mel_numpy(wave, spec)).max() < 1e-3
+def test_feature_spec_rejects_settings_it_does_not_implement():
+    with pytest.raises(ValueError, match="snip_edges"):
+        FeatureSpec(snip_edges=True)
+    with pytest.raises(ValueError, match="re-export"):
+        FeatureSpec(kind="log-mel")
 
 
 def test_spec_augment_masks_reproducibly_without_touching_global_rng():
@@ -99,12 +96,12 @@ def test_spec_augment_masks_reproducibly_without_touching_global_rng():
 def test_extract_features_caches_on_disk(corpus, tmp_path):
     utts = corpus.train + corpus.test
     first = extract_features(utts, cache_dir=tmp_path, progress=False)
-    files = list(tmp_path.glob("logmel-*.npz"))
+    files = list(tmp_path.glob("fbank-*.npz"))
     assert len(files) == 1
     assert len(first) == len(utts)
     for u, f in zip(utts, first):
         assert f.dtype == torch.float32
-        assert torch.allclose(f, log_mel_torch(torch.from_numpy(load_audio(u.audio_filepath))))
+        assert np.array_equal(f.numpy(), compute_fbank(load_audio(u.audio_filepath)))
     with np.load(files[0], allow_pickle=False) as z:
         assert z["feats"].shape == (sum(f.shape[0] for f in first), 80)
     stamp = files[0].stat().st_mtime_ns
@@ -115,9 +112,9 @@ def test_extract_features_caches_on_disk(corpus, tmp_path):
     extract_features(utts, spec=FeatureSpec(n_mels=40), cache_dir=tmp_path, progress=False)
     os.utime(utts[0].audio_filepath, ns=(stamp, stamp + 10**9))
     extract_features(utts, cache_dir=tmp_path, progress=False)
-    assert len(list(tmp_path.glob("logmel-*.npz"))) == 3
+    assert len(list(tmp_path.glob("fbank-*.npz"))) == 3
     # a damaged cache file is recomputed, not trusted
-    for f in tmp_path.glob("logmel-*.npz"):
+    for f in tmp_path.glob("fbank-*.npz"):
         f.write_bytes(b"garbage")
     assert all(torch.equal(a, b) for a, b in zip(first, extract_features(utts, cache_dir=tmp_path, progress=False)))
 

@@ -60,7 +60,7 @@ def test_wer_recomputed_from_the_files_transcripts_matches(candidate):
     import jiwer
 
     from edgetune.bench.runner import StreamingModel
-    from edgetune.data import load_dataset, load_audio, log_mel_numpy
+    from edgetune.data import compute_fbank, load_audio, load_dataset
 
     out, result = candidate
     rows = [json.loads(line) for line in (out / "transcripts.jsonl").read_text().splitlines()]
@@ -72,7 +72,7 @@ def test_wer_recomputed_from_the_files_transcripts_matches(candidate):
     stream = StreamingModel(str(out / "model.onnx"))
     test = load_dataset("tiny", progress=False).test
     for utt, row in list(zip(test, rows))[:2]:
-        assert stream.greedy_text(stream.run_utterance(log_mel_numpy(load_audio(utt.audio_filepath)))) == row["hyp"]
+        assert stream.greedy_text(stream.run_utterance(compute_fbank(load_audio(utt.audio_filepath)))) == row["hyp"]
 
 
 def test_measure_untrained_has_the_trained_candidates_shapes(tmp_path, candidate):

@@ -121,7 +121,7 @@ def test_nan_loss_raises_training_error_naming_the_step():
     data = _data(8)
     data[3].feats[0, 0] = float("nan")
     model = build_model("conformer_lite", Knobs(chunk_ms=160), ARCH)
-    with pytest.raises(TrainingError, match=r"loss became NaN at step \d+"):
+    with pytest.raises(TrainingError, match=r"loss became NaN by step \d+"):
         train_model(model, Knobs(chunk_ms=160, specaugment=False), TrainSettings(epochs=1, batch_size=8, device="cpu"),
                     data, [], vocabulary=VOCAB, pad_value=SILENCE, progress=False)
 

@@ -38,7 +38,8 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 def bench_model(model_path: str | os.PathLike, target: str = "local", *, threads: int = 1, runs: int = 200,
                 warmup: int = 20, cores: str | None = None, timeout_s: float = 600,
                 runner: str = "python", features: str | None = None, seed: int = 0,
-                perf_test: str | None = None, rounds: int = 1, verify: bool = True) -> dict[str, Any]:
+                perf_test: str | None = None, rounds: int = 1, reference: bool = False,
+                verify: bool = True) -> dict[str, Any]:
     """Time an edgetune streaming ONNX model on ``target``; return a JSON-serialisable result.
 
     Keys: ``latency_ms`` {p50, p90, p99, mean, std, min, max} of one chunk step, ``samples_ms``,
@@ -53,17 +54,19 @@ def bench_model(model_path: str | os.PathLike, target: str = "local", *, threads
     ``taskset -c`` for ``perf_test``). ``rounds`` > 1 starts the runner that many times (fresh
     process and session each time, ``runs`` samples each) and pools the samples, so the result
     covers between-process variation too. ``timeout_s`` bounds each runner invocation; setup
-    steps (mktemp, push, cleanup) have their own 60 s bound. Raises ArtifactError for a missing
+    steps (mktemp, push, cleanup) have their own 60 s bound. ``reference`` times the host-speed
+    reference model beside it (see :func:`bench_models`). Raises ArtifactError for a missing
     or non-edgetune model, ConfigError for bad settings, TargetError for transport/runner failures.
     ``verify`` (default) refuses a model whose content digest no longer matches (modified after export).
     """
     return bench_models([model_path], target, threads=threads, runs=runs, warmup=warmup, cores=cores,
                         timeout_s=timeout_s, runner=runner, features=features, seed=seed, perf_test=perf_test,
-                        rounds=rounds, verify=verify)[0]
+                        rounds=rounds, reference=reference, verify=verify)[0]
 
 
 def bench_models(model_paths: list[str | os.PathLike], target: str = "local", *, rounds: int = 3,
-                 interleave: str = "block", block: int = 20, **settings: Any) -> list[dict[str, Any]]:
+                 interleave: str = "block", block: int = 20, reference: bool = False,
+                 **settings: Any) -> list[dict[str, Any]]:
     """Bench several models **interleaved** on one target, ``rounds`` times; one result per model.
 
     This is how to compare a candidate with its baseline on a noisy device: drift (clock
@@ -74,8 +77,13 @@ def bench_models(model_paths: list[str | os.PathLike], target: str = "local", *,
       results block by block (a paired test). Peak RSS comes from a short solo run per model.
     * ``interleave="process"``: each round runs one runner process per model, in turn.
 
-    Results carry pooled samples, per-round p50s (``round_p50_ms``) and ``interleave`` {job,
-    mode, block, rounds, index}. ``settings`` are :func:`bench_model`'s keyword arguments.
+    ``reference=True`` adds the fixed host-speed reference model (``edgetune.bench._reference``)
+    to the rotation (block mode) and attaches its samples to every result as ``reference``, so
+    ``edgetune check`` can compare runs from different jobs relative to the host's speed.
+
+    Results carry pooled samples, per-round p50s (``round_p50_ms``), a ``stability`` score over
+    the rounds (``edgetune.bench._gate.stability``) and ``interleave`` {job, mode, block, rounds,
+    index}. ``settings`` are :func:`bench_model`'s keyword arguments.
     """
     threads, runs, warmup = settings.get("threads", 1), settings.get("runs", 200), settings.get("warmup", 20)
     cores, timeout_s, runner = settings.get("cores"), settings.get("timeout_s", 600), settings.get("runner", "python")
@@ -85,6 +93,14 @@ def bench_models(model_paths: list[str | os.PathLike], target: str = "local", *,
         raise ConfigError(f"unknown bench setting(s) {sorted(unknown)}")
     if not model_paths:
         raise ConfigError("bench_models needs at least one model path")
+    if reference:
+        if runner != "python" or interleave != "block":
+            raise ConfigError("reference=True needs the python runner and block interleaving (one process "
+                              f"alternates the model and the reference), but got runner={runner!r}, "
+                              f"interleave={interleave!r}")
+        from edgetune.bench._reference import reference_model
+
+        model_paths = [*model_paths, reference_model()]
     for name, value in (("rounds", rounds), ("block", block)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be an integer >= 1, but got {value!r}")
@@ -147,6 +163,22 @@ def bench_models(model_paths: list[str | os.PathLike], target: str = "local", *,
                       interleave={"job": job, "mode": mode, "block": block if mode == "block" else None,
                                   "rounds": rounds, "index": i, "models": len(models)})
         results.append(result)
+    if reference:
+        from edgetune.bench._reference import REFERENCE, REFERENCE_NAME
+
+        ref = results.pop()
+        for result in results:
+            result["reference"] = {"model": REFERENCE_NAME, "spec": REFERENCE, "samples_ms": ref["samples_ms"],
+                                   "latency_ms": ref["latency_ms"]}
+    from edgetune.bench._gate import round_values, stability
+
+    for result in results:
+        ref = (result.get("reference") or {}).get("samples_ms")
+        try:
+            values = round_values(result["samples_ms"], rounds, reference=ref)
+        except ValueError:  # perf_test rounds of unequal length: score the pooled steps only
+            values = round_values(result["samples_ms"], 1)
+        result["stability"] = {**stability(values, result["samples_ms"]), "normalized": ref is not None}
     return results
 
 
@@ -226,12 +258,12 @@ def _import_onnx():
 
 
 def algorithmic_latency_ms(meta: dict[str, Any]) -> float | None:
-    """chunk_ms + lookahead_ms + (win_length - hop_length) / sample_rate, as StreamingSpec defines it."""
+    """chunk_ms + lookahead_ms + (frame length - frame shift) / 2, as StreamingSpec defines it."""
     if meta.get("chunk_ms") is None:
         return None
     feats = meta.get("features") or {}
-    win, hop, sr = feats.get("win_length", 400), feats.get("hop_length", 160), feats.get("sample_rate", 16000)
-    return float(meta["chunk_ms"]) + float(meta.get("lookahead_ms") or 0) + 1000.0 * (win - hop) / sr
+    window_ms = (float(feats.get("frame_length_ms", 25.0)) - float(feats.get("frame_shift_ms", 10.0))) / 2
+    return float(meta["chunk_ms"]) + float(meta.get("lookahead_ms") or 0) + window_ms
 
 
 def file_size(path: Path, external: list[str] = ()) -> int:

@@ -74,12 +74,12 @@ class StreamingModel:
         return outs[0][0]
 
     def pad_features(self, feats: np.ndarray) -> np.ndarray:
-        """Pad [T, n_mels] features at the end to a whole number of chunks (with log(offset), i.e. silence)."""
+        """Pad [T, n_mels] features at the end to a whole number of chunks with silence (Kaldi fbank's log(FLT_EPSILON))."""
         t = feats.shape[0]
         n = max(1, -(-t // self.chunk_frames)) * self.chunk_frames
         if n == t:
             return feats.astype(np.float32, copy=False)
-        fill = np.log(float(self.meta["features"]["log_offset"]))
+        fill = float(np.log(np.finfo(np.float32).eps))
         pad = np.full((n - t, feats.shape[1]), fill, dtype=np.float32)
         return np.concatenate([feats.astype(np.float32, copy=False), pad], axis=0)
 

@@ -19,6 +19,7 @@ COMMANDS = {
     "report": "report",
     "export": "export",
     "corpus": "corpus",
+    "base": "base",
     "data": "data",
 }
 

@@ -1,7 +1,7 @@
 """``edgetune transcribe MODEL.onnx AUDIO...``: transcribe audio files with an exported model.
 
 Uses nothing but the file's own metadata (features, chunk, caches, vocabulary),
-:func:`edgetune.data.load_audio` (any rate, any channel count), :func:`log_mel_numpy` and the
+:func:`edgetune.data.load_audio` (any rate, any channel count), :func:`compute_fbank` and the
 streaming runner: exactly what a device would do. Prints one ``path<TAB>transcript`` line per file.
 """
 
@@ -59,12 +59,11 @@ def open_model(path: str | os.PathLike, threads: int = 1, verify: bool = True) -
 
 def transcribe_file(model: Any, audio: str | os.PathLike) -> str:
     """Greedy transcript of one audio file (DataError naming the file if it cannot be read)."""
-    from edgetune.data import load_audio, log_mel_numpy
-    from edgetune.export.metadata import FeatureSpec
+    from edgetune.data import FeatureSpec, compute_fbank, load_audio
 
     spec = FeatureSpec(**model.meta["features"])
     wave = load_audio(audio, spec.sample_rate)
-    return model.greedy_text(model.run_utterance(log_mel_numpy(wave, spec)))
+    return model.greedy_text(model.run_utterance(compute_fbank(wave, spec)))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -309,3 +309,14 @@ def validate_dataset(splits: DatasetSplits, sample_rate: int = 16000, workers: i
                     f"({', '.join(f'{k}: {n}' for k, n in counts.most_common())}); fix or remove them "
                     f"from the manifest (`edgetune data check {splits.root}` lists every problem):\n"
                     + "\n".join(lines) + more)
+
+
+def load_validated_dataset(spec: str | os.PathLike, cache_dir: Path | None = None, seed: int = 0,
+                           progress: bool = True) -> DatasetSplits:
+    """:func:`load_dataset`, then, for a dataset folder, :func:`validate_dataset` (every file decoded
+    and checked before any training; the built-in presets are checked when they are built).
+    What ``candidate``, ``search`` and ``base train`` load."""
+    splits = load_dataset(spec, cache_dir=cache_dir, seed=seed, progress=progress)
+    if not (isinstance(spec, str) and spec in PRESETS):
+        validate_dataset(splits)
+    return splits

@@ -1,6 +1,6 @@
 """The contract between an exported edgetune ONNX file and anything that runs it.
 
-An edgetune model is one ONNX graph that processes **one chunk** of log-mel features plus
+An edgetune model is one ONNX graph that processes **one chunk** of Kaldi fbank features plus
 explicit cache tensors, and returns the chunk's CTC logits plus the updated caches::
 
     inputs : features [1, chunk_frames, n_mels] float32, <cache inputs...>
@@ -20,9 +20,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgetune.data.fbank import FeatureSpec  # numpy-only module, no torch
+
 METADATA_KEY = "edgetune"
 FORMAT = "edgetune-streaming-ctc"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: Kaldi fbank features
 
 
 @dataclass(frozen=True)
@@ -33,24 +35,6 @@ class CacheSpec:
     output: str
     shape: tuple[int, ...]
     dtype: str = "float32"
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    """Log-mel front end settings (torchaudio MelSpectrogram semantics, then log(x + log_offset))."""
-
-    sample_rate: int = 16000
-    n_fft: int = 400
-    win_length: int = 400
-    hop_length: int = 160
-    n_mels: int = 80
-    f_min: float = 0.0
-    f_max: float = 8000.0
-    window: str = "hann"
-    center: bool = False
-    mel_scale: str = "htk"
-    power: float = 2.0
-    log_offset: float = 1e-6
 
 
 @dataclass(frozen=True)
@@ -78,8 +62,9 @@ class StreamingSpec:
 
     @property
     def algorithmic_latency_ms(self) -> float:
-        """Delay from a sample's arrival until it can affect output: chunk + lookahead + analysis window."""
-        window_ms = 1000.0 * (self.features.win_length - self.features.hop_length) / self.features.sample_rate
+        """Delay from a sample's arrival until it can affect output: chunk + lookahead + the half
+        window a centred Kaldi frame (``snip_edges=False``) reaches past its chunk."""
+        window_ms = 1000.0 * (self.features.win_length - self.features.hop_length) / 2 / self.features.sample_rate
         return float(self.chunk_ms + self.lookahead_ms) + window_ms
 
     def to_json(self) -> str:
@@ -90,6 +75,11 @@ class StreamingSpec:
         d = json.loads(text)
         if d.get("format") != FORMAT:
             raise ValueError(f"metadata format is {d.get('format')!r}, expected {FORMAT!r}")
+        if int(d.get("format_version", 0)) < FORMAT_VERSION:
+            raise ValueError(
+                f"metadata format_version {d.get('format_version')} predates Kaldi fbank features "
+                f"(format_version {FORMAT_VERSION}); re-export the model with this edgetune"
+            )
         if int(d.get("format_version", 0)) > FORMAT_VERSION:
             raise ValueError(
                 f"metadata format_version {d['format_version']} is newer than this edgetune "

@@ -45,8 +45,13 @@ class StreamingCTCModel(nn.Module, ABC):
         return (feats - self.feat_mean) / self.feat_std
 
     @abstractmethod
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
-        """Full utterance: features [B, T, n_mels] -> logits [B, T // subsampling, vocab]."""
+    def forward(self, feats: torch.Tensor, chunk_ms: int | None = None) -> torch.Tensor:
+        """Full utterance: features [B, T, n_mels] -> logits [B, T // subsampling, vocab], attending as a
+        stream of ``chunk_ms`` chunks would (None: the model's own chunk; 0: full context)."""
+
+    @abstractmethod
+    def set_chunk(self, chunk_ms: int) -> None:
+        """Make ``chunk_ms`` the streaming chunk of ``forward``, ``forward_chunk`` and ``cache_shapes``."""
 
     @abstractmethod
     def forward_chunk(self, feats: torch.Tensor, *caches: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgetune.knobs import SUBSAMPLING, Knobs
+from edgetune.knobs import CHUNK_QUANTUM_MS, FRAME_SHIFT_MS, SUBSAMPLING, Knobs
 from edgetune.model.base import StreamingCTCModel
 from edgetune.model.configs import ConformerLiteConfig
 from edgetune.model.quant import QConv1d, QLinear
@@ -153,9 +153,7 @@ class ConformerLite(StreamingCTCModel):
         self.vocab_size = config.vocab_size
         self.upsample = config.output_upsample
         self.subsampling = SUBSAMPLING // config.output_upsample   # feature frames per output frame
-        self.chunk_frames = knobs.chunk_frames
-        self.chunk = knobs.chunk_frames // SUBSAMPLING          # encoder frames per chunk
-        self.left_chunks = config.resolve_left_chunks(knobs.chunk_ms)
+        self.set_chunk(knobs.chunk_ms)
         self.subsample = QConv1d(config.n_mels, d, SUBSAMPLING, stride=SUBSAMPLING)
         self.blocks = nn.ModuleList(
             Block(d, w["ff_dim"], w["n_heads"], config.conv_kernel, config.dropout) for _ in range(config.n_layers)
@@ -172,9 +170,23 @@ class ConformerLite(StreamingCTCModel):
         x = self.subsample(self.normalize(feats).transpose(1, 2))        # [B, d, T/4]
         return F.silu(x.transpose(1, 2))                                 # [B, T/4, d]
 
-    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+    def set_chunk(self, chunk_ms: int) -> None:
+        """Stream in chunks of ``chunk_ms`` from now on (the weights serve any chunk after dynamic-chunk training)."""
+        self.chunk_ms = int(chunk_ms)
+        self.chunk_frames = self.chunk_ms // FRAME_SHIFT_MS
+        self.chunk = self.chunk_frames // SUBSAMPLING            # encoder frames per chunk
+        self.left_chunks = self.config.resolve_left_chunks(self.chunk_ms)
+
+    def forward(self, feats: torch.Tensor, chunk_ms: int | None = None) -> torch.Tensor:
+        """Full utterance with the streaming mask of ``chunk_ms`` (default: the model's chunk; 0: full context)."""
         x = self._embed(feats)
-        mask = chunk_mask(x.shape[1], self.chunk, self.left_chunks, x.device)
+        if chunk_ms is None:
+            chunk, left = self.chunk, self.left_chunks
+        elif chunk_ms == 0:
+            chunk, left = max(1, x.shape[1]), 0
+        else:
+            chunk, left = chunk_ms // CHUNK_QUANTUM_MS, self.config.resolve_left_chunks(chunk_ms)
+        mask = chunk_mask(x.shape[1], chunk, left, x.device)
         for block in self.blocks:
             x = block(x, mask)
         return self._logits(x)

@@ -40,20 +40,20 @@ def card_paths(out: Path) -> tuple[Path, Path]:
 
 
 def python_snippet(model: str) -> str:
-    """A minimal, runnable transcription loop: numpy + onnxruntime (+ edgetune's numpy log-mel)."""
+    """A minimal, runnable transcription loop: numpy + onnxruntime (+ edgetune's numpy Kaldi fbank)."""
     return f'''import json
 import numpy as np
 import onnxruntime as ort
 import soundfile as sf
-from edgetune.data.features import log_mel_numpy  # numpy only; or port it (FeatureSpec in the metadata)
+from edgetune.data.fbank import FeatureSpec, compute_fbank  # numpy only: a single file you can copy
 
 sess = ort.InferenceSession("{model}", providers=["CPUExecutionProvider"])
 spec = json.loads(sess.get_modelmeta().custom_metadata_map["edgetune"])
 wave, rate = sf.read("audio.wav", dtype="float32")  # mono, spec["features"]["sample_rate"] Hz
-feats = log_mel_numpy(wave)                         # [T, n_mels]
+feats = compute_fbank(wave, FeatureSpec(**spec["features"]))  # [T, n_mels] (or kaldi_native_fbank)
 T = spec["chunk_frames"]
 pad = -len(feats) % T                               # pad the tail with silence to whole chunks
-feats = np.concatenate([feats, np.full((pad, feats.shape[1]), np.log(spec["features"]["log_offset"]), np.float32)])
+feats = np.concatenate([feats, np.full((pad, feats.shape[1]), np.log(np.finfo(np.float32).eps), np.float32)])
 state = {{c["input"]: np.zeros(c["shape"], np.float32) for c in spec["caches"]}}
 outputs = [spec["logits_output"]] + [c["output"] for c in spec["caches"]]
 ids = []

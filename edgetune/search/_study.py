@@ -184,6 +184,7 @@ class _Context:
     scheduler: TrialScheduler | None
     prefilter: Prefilter | None
     measurer: Measurer | None = None
+    derived: dict[str, Any] = field(default_factory=dict)   # base, init, distill: see search._base
 
 
 def _fail(study: "optuna.Study", trial: "optuna.trial.Trial", exc: BaseException, *, tb: bool = False) -> str:
@@ -255,6 +256,7 @@ def run_trial(study: "optuna.Study", trial: "optuna.trial.Trial", ctx: _Context)
             family=cfg.family,
             progress=ctx.show_runner_progress,
             on_epoch=epoch_hook(study, trial, ctx.scheduler),
+            **ctx.derived,
         )
     except KeyboardInterrupt:
         trial.set_user_attr(ATTR_INTERRUPTED, True)
@@ -431,6 +433,13 @@ def run_study(
         _check_dataset_files(config)  # every bad file listed before the first trial trains
     study = open_study(config, paths)
     check_runner_kind(study, runner)
+    derived: dict[str, Any] = {}
+    if config.base is not None:
+        from edgetune.search._base import prepare_base, runner_kwargs
+
+        # a runner that does not build models (the simulator, a table replay) says needs_base = False
+        base_dir = prepare_base(config, paths.root, progress=progress) if getattr(runner, "needs_base", True) else None
+        derived = runner_kwargs(config, base_dir or Path(config.base.path or paths.root / "base"))
     trials = study.get_trials(deepcopy=False)
     done = sum(is_finished(t) for t in trials)
     failed = sum(map(is_failed, trials))
@@ -442,8 +451,12 @@ def run_study(
         is_grid = config.sampler.name is SamplerName.GRID  # a grid contains the baseline already
         if config.sampler.enqueue_baseline and not trials and not is_grid:
             study.enqueue_trial(config.space.baseline_params(), user_attrs={ATTR_BASELINE: True})
+        if not trials and not is_grid:
+            baseline = config.space.baseline_params()
+            for params in config.sampler.enqueue:  # fixed knobs the user asked for first
+                study.enqueue_trial({**baseline, **params})
         study.sampler = make_sampler(config, len(study.get_trials(deepcopy=False)))
-        ctx = _Context(config, paths, runner, bar, progress, scheduler, prefilter, measurer)
+        ctx = _Context(config, paths, runner, bar, progress, scheduler, prefilter, measurer, derived)
         new: list[int] = []
         while max_new_trials is None or len(new) < max_new_trials:
             if new:  # a worker that died meanwhile (killed helper, OOM kill): its trial is queued again now
@@ -496,10 +509,10 @@ def _sweep_interrupted(study: "optuna.Study", paths: StudyPaths) -> None:
 
 def _check_dataset_files(config: StudyConfig) -> None:
     """Decode and check every file of a dataset folder (the built-in presets are checked when built)."""
-    from edgetune.data import PRESETS, load_dataset, validate_dataset
+    from edgetune.data import PRESETS, load_validated_dataset
 
     if config.dataset not in PRESETS:
-        validate_dataset(load_dataset(config.dataset, progress=False))  # seed 0, as the pipeline loads it
+        load_validated_dataset(config.dataset, progress=False)  # seed 0, as the pipeline loads it
 
 
 def summarize(study: "optuna.Study", config: StudyConfig, paths: StudyPaths, new: list[int]) -> StudySummary:

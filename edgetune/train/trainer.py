@@ -26,13 +26,14 @@ import torch
 import torch.nn.functional as F
 
 from edgetune.errors import ConfigError, TrainingError
-from edgetune.knobs import Knobs, PruneSchedule, TrainSettings
+from edgetune.knobs import FRAME_SHIFT_MS, SUBSAMPLING, Knobs, PruneSchedule, TrainSettings
 from edgetune.model.quant import set_quant
 from edgetune.train._batching import Batch, Example, bucket_batches, collate, resident
 from edgetune.train.pruning import StructuredPruner, count_params
 
 #: train + dev features up to this size are moved to the GPU once and batched there
 GPU_RESIDENT_MAX_BYTES = 2 * 1024**3
+SYNC_EVERY = 50           # steps between host syncs (loss finiteness, progress text)
 GRADUAL_STEPS = 4          # pruning steps of the gradual schedule
 GRADUAL_SPAN = 0.3         # ... spread over this fraction of training after prune_at
 WARMUP_FRACTION = 0.08
@@ -58,6 +59,7 @@ class TrainResult:
     prune_steps: list[int]
     history: list[dict[str, float]] = field(default_factory=list)
     gpu_energy_j: float | None = None     # the device's NVML energy counter over the run (whole GPU)
+    paused: bool = False                  # stopped at a deadline with a checkpoint: resume to finish
 
     @property
     def gpu_seconds(self) -> float:
@@ -204,9 +206,13 @@ class _Progress:
         if self.bar is not None:
             self.bar.__exit__(*exc)
 
-    def update(self, info: str, advance: int = 1) -> None:
+    def update(self, info: str | None, advance: int = 1) -> None:
+        """Advance the bar; ``info`` None keeps the last text."""
         if self.bar is not None:
-            self.bar.update(self.task, advance=advance, info=info)
+            if info is None:
+                self.bar.update(self.task, advance=advance)
+            else:
+                self.bar.update(self.task, advance=advance, info=info)
 
     def log(self, text: str) -> None:
         if self.bar is not None:
@@ -228,16 +234,60 @@ def _phase_steps(knobs: Knobs, settings: TrainSettings, total: int) -> tuple[int
     return qat_start, prune_steps
 
 
+@dataclass
+class Distillation:
+    """Knowledge distillation from a teacher's frame posteriors (the base model a candidate is derived from).
+
+    The loss is ``(1 - weight) * CTC + weight * T^2 * KL(teacher || student)`` at temperature
+    ``T``, averaged over the valid output frames; the teacher runs at the student's chunk.
+    """
+
+    teacher: Any
+    weight: float = 0.5
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.weight <= 1.0 or self.temperature <= 0:
+            raise ConfigError(f"distillation weight must be in [0, 1] and temperature > 0, "
+                              f"but got weight={self.weight}, temperature={self.temperature}")
+
+
+def _kd_loss(student: torch.Tensor, teacher: torch.Tensor, lengths: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Mean over valid frames of T^2 * KL(softmax(teacher / T) || softmax(student / T)); logits [B, T', V]."""
+    s = (student.float() / temperature).log_softmax(-1)
+    t = (teacher.float() / temperature).log_softmax(-1)
+    kl = (t.exp() * (t - s)).sum(-1)                                               # [B, T']
+    valid = torch.arange(kl.shape[1], device=kl.device)[None, :] < lengths.to(kl.device)[:, None]
+    return temperature ** 2 * (kl * valid).sum() / valid.sum().clamp(min=1)
+
+
 def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Sequence[Example],
                 dev_set: Sequence[Example], *, vocabulary: Sequence[str], pad_value: float,
                 on_epoch: OnEpoch | None = None, progress: bool = True,
-                spec_augment: Callable[..., torch.Tensor] | None = None) -> TrainResult:
+                spec_augment: Callable[..., torch.Tensor] | None = None,
+                chunk_choices: Sequence[int] | None = None, distill: Distillation | None = None,
+                set_stats: bool = True, qat_from_start: bool = False,
+                checkpoint: Any | None = None, deadline: float | None = None) -> TrainResult:
     """Train ``model`` in place for ``knobs`` (QAT width, sparsity, lr, SpecAugment) at ``settings``.
+
+    ``chunk_choices``: dynamic chunk training (WeNet U2): each batch draws its attention chunk
+    from these ``chunk_ms`` values (0 = full context), so one set of weights serves every
+    chunk at inference. ``distill``: add a KL term to the base's frame posteriors.
+    ``set_stats=False`` keeps the model's feature normalisation (a derived candidate keeps its
+    base's). ``qat_from_start``: fake-quant from step 0 (a candidate fine-tuned from a trained
+    base). ``checkpoint`` (:class:`edgetune.train.TrainCheckpoint`): saved after every epoch and
+    resumed from, with optimizer, schedule, RNG and data order (float training without pruning only).
+    ``deadline`` (``time.monotonic()`` seconds, with a checkpoint): pause after the first epoch that
+    ends past it (``result.paused``); the same call resumes there.
 
     Raises TrainingError on a NaN/inf loss or CUDA out-of-memory, naming the step and the fix.
     """
     if not train_set:
         raise TrainingError("the training split is empty; check the dataset")
+    if checkpoint is not None and (knobs.sparsity > 0 or (knobs.bits != 32 and settings.qat_fraction > 0)):
+        raise ConfigError("checkpointed training covers float training without pruning (a base model): "
+                          f"got bits {knobs.bits}, sparsity {knobs.sparsity}; fix: train the base at bits 32, "
+                          "sparsity 0, or train without a checkpoint")
     device = resolve_device(settings.device)
     if device.type == "cuda":
         size = sum(e.feats.numel() * e.feats.element_size() for e in [*train_set, *dev_set])
@@ -253,13 +303,21 @@ def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Se
 
         spec_augment = _sa
 
-    mean, std = feature_stats(train_set)
-    model.set_feature_stats(mean, std)
+    if set_stats:
+        mean, std = feature_stats(train_set)
+        model.set_feature_stats(mean, std)
     model.to(device).train()
+    teacher = None
+    if distill is not None and distill.weight > 0:
+        teacher = distill.teacher.to(device).eval()
+        for p in teacher.parameters():
+            p.requires_grad_(False)
     lengths = [e.frames for e in train_set]
     n_batches = math.ceil(len(train_set) / settings.batch_size)
     total = settings.epochs * n_batches
     qat_start, prune_steps = _phase_steps(knobs, settings, total)
+    if qat_from_start and knobs.bits != 32:
+        qat_start = 0
     head_bits = {name: 8 for name in model.edge_layers()} if knobs.bits == 4 else None
     pruner: StructuredPruner | None = None
 
@@ -274,11 +332,20 @@ def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Se
                          prune_steps=prune_steps)
     energy = _GpuEnergy(device)
     t0 = time.perf_counter()
-    step = 0
+    step, first_epoch, elapsed_before = 0, 1, 0.0
+    if checkpoint is not None:
+        state = checkpoint.load(model, opt, gen, device)
+        if state is not None:
+            step, first_epoch = state["step"], state["epoch"] + 1
+            result.history = list(state["history"])
+            result.epochs_run = state["epoch"]
+            elapsed_before = float(state.get("train_seconds", 0.0))
+    chunk_choices = list(chunk_choices or [])
     try:
         with _Progress(progress, total, f"train {_short(knobs)}") as bar:
-            for epoch in range(1, settings.epochs + 1):
-                running, seen = 0.0, 0
+            bar.update(None, advance=step)
+            for epoch in range(first_epoch, settings.epochs + 1):
+                running, seen = torch.zeros((), device=device), 0
                 for idx in bucket_batches(lengths, settings.batch_size, gen):
                     if step == qat_start:
                         set_quant(model, knobs.bits, observer=knobs.observer.value, head_bits=head_bits)
@@ -290,25 +357,37 @@ def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Se
                         before, after = pruner.step()
                         opt = make_opt()
                         bar.log(f"step {step}: pruned {before} -> {after} parameters")
-                    batch = collate([train_set[i] for i in idx], model.chunk_frames, model.subsampling, pad_value)
+                    chunk_ms = None
+                    if chunk_choices:
+                        chunk_ms = chunk_choices[int(torch.randint(len(chunk_choices), (1,), generator=gen))]
+                    frames = model.chunk_frames if chunk_ms is None else max(SUBSAMPLING, chunk_ms // FRAME_SHIFT_MS)
+                    batch = collate([train_set[i] for i in idx], frames, model.subsampling, pad_value)
                     loss = _train_step(model, batch, opt, device, autocast, lr_at(step, total, knobs.lr),
-                                       spec_augment if knobs.specaugment else None, gen)
-                    if not math.isfinite(loss):
-                        raise TrainingError(
-                            f"loss became NaN at step {step} (epoch {epoch}, lr {lr_at(step, total, knobs.lr):.2e}, "
-                            f"knobs {knobs.to_dict()}); fix: lower the learning rate (knob lr)")
+                                       spec_augment if knobs.specaugment else None, gen, chunk_ms=chunk_ms,
+                                       teacher=teacher, distill=distill)
                     running += loss * len(idx)
                     seen += len(idx)
                     step += 1
-                    bar.update(f"epoch {epoch}/{settings.epochs} loss {loss:.3f}")
+                    if step % SYNC_EVERY == 0 or seen == len(train_set):  # one host sync per SYNC_EVERY steps
+                        _check_finite(running, step, epoch, lr_at(step, total, knobs.lr), knobs)
+                        bar.update(f"epoch {epoch}/{settings.epochs} loss {float(loss):.3f}", advance=0)
+                    bar.update(None)
                 dev = evaluate(model, dev_set, batch_size=settings.batch_size, pad_value=pad_value,
                                vocabulary=vocabulary, device=device) if dev_set else {"loss": float("nan"),
                                                                                      "wer": float("nan")}
-                record = {"epoch": epoch, "train_loss": running / max(1, seen), "dev_loss": dev["loss"],
+                _check_finite(running, step, epoch, lr_at(step, total, knobs.lr), knobs)
+                record = {"epoch": epoch, "train_loss": float(running) / max(1, seen), "dev_loss": dev["loss"],
                           "wer": dev["wer"], "worst_group_wer": dev.get("worst_group_wer", float("nan")),
-                          "seconds": time.perf_counter() - t0}
+                          "seconds": elapsed_before + time.perf_counter() - t0}
                 result.history.append(record)
                 result.epochs_run = epoch
+                if checkpoint is not None:
+                    checkpoint.save(model, opt, gen, epoch=epoch, step=step, history=result.history,
+                                    train_seconds=record["seconds"])
+                    if deadline is not None and time.monotonic() > deadline and epoch < settings.epochs:
+                        result.paused = True
+                        bar.log(f"paused after epoch {epoch}/{settings.epochs} (time budget); run again to resume")
+                        break
                 bar.log(f"epoch {epoch}: train loss {record['train_loss']:.3f}, dev loss {dev['loss']:.3f}, "
                         f"dev WER {dev['wer']:.3f}")
                 if on_epoch is not None and on_epoch(epoch, {k: v for k, v in record.items() if k != "epoch"}) is False:
@@ -336,32 +415,45 @@ def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Se
     if device.type == "cuda":
         torch.cuda.synchronize(device)  # the GPU's queued work belongs to this run's time
         result.gpu_energy_j = energy.joules()
-    result.train_seconds = time.perf_counter() - t0
+    result.train_seconds = elapsed_before + time.perf_counter() - t0
     result.params_final = count_params(model)
     model.eval()
     return result
 
 
+def _check_finite(running: torch.Tensor, step: int, epoch: int, lr: float, knobs: Knobs) -> None:
+    if not math.isfinite(float(running)):
+        raise TrainingError(
+            f"loss became NaN by step {step} (epoch {epoch}, lr {lr:.2e}, knobs {knobs.to_dict()}); "
+            f"fix: lower the learning rate (knob lr)")
+
+
 def _train_step(model: Any, batch: Batch, opt: torch.optim.Optimizer, device: torch.device,
                 autocast: Any, lr: float, augment: Callable[..., torch.Tensor] | None,
-                gen: torch.Generator) -> float:
+                gen: torch.Generator, *, chunk_ms: int | None = None, teacher: Any | None = None,
+                distill: Distillation | None = None) -> torch.Tensor:
+    """One optimizer step; returns the loss as a device tensor (no host sync: the caller checks it)."""
     for group in opt.param_groups:
         group["lr"] = lr
-    feats = batch.feats
+    feats = batch.feats.to(device)
     if augment is not None:
         feats = augment(feats, gen)
     with autocast:
-        logits = model(feats.to(device))
+        logits = model(feats, chunk_ms)
+    input_lengths = batch.input_lengths.to(device)
     log_probs = logits.float().log_softmax(-1).transpose(0, 1)
-    loss = F.ctc_loss(log_probs, batch.targets.to(device), batch.input_lengths.to(device),
+    loss = F.ctc_loss(log_probs, batch.targets.to(device), input_lengths,
                       batch.target_lengths.to(device), blank=0, zero_infinity=True)
-    if not torch.isfinite(loss):
-        return float("nan")
+    if teacher is not None and distill is not None:
+        with torch.no_grad(), autocast:
+            target = teacher(batch.feats.to(device), chunk_ms)   # the teacher hears the clean features
+        loss = (1 - distill.weight) * loss + distill.weight * _kd_loss(logits, target, input_lengths,
+                                                                        distill.temperature)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
     opt.step()
-    return float(loss.detach())
+    return loss.detach()
 
 
 @torch.no_grad()

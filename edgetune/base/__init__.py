@@ -1,0 +1,15 @@
+"""The base stage: a streaming model trained once (or brought by the user) that every trial is derived from.
+
+- :class:`BaseConfig` / :func:`load_base_config`: what ``edgetune base train --config`` reads;
+  :data:`BASE_PRESETS` the named architectures.
+- :func:`train_base`: dynamic-chunk training with checkpoints that survive a kill.
+- :func:`load_base`: open a base directory; :func:`import_checkpoint`: a team's own weights.
+
+Pure Python at import; torch is imported inside the functions.
+"""
+
+from edgetune.base._config import BASE_PRESETS, BaseConfig, BaseTrainConfig, load_base_config
+from edgetune.base._model import BaseModel, import_checkpoint, load_base, train_base
+
+__all__ = ["BASE_PRESETS", "BaseConfig", "BaseModel", "BaseTrainConfig", "import_checkpoint", "load_base",
+           "load_base_config", "train_base"]
