@@ -66,11 +66,11 @@ def _examples(utts: list[Any], feats: list[Any]) -> list[Any]:
 
 
 def _load_splits(dataset: "str | Path | DatasetSplits", progress: bool) -> "DatasetSplits":
-    from edgetune.data import DatasetSplits, load_dataset
+    from edgetune.data import DatasetSplits, load_validated_dataset
 
     if isinstance(dataset, DatasetSplits):
         return dataset
-    return load_dataset(dataset, progress=progress)
+    return load_validated_dataset(dataset, progress=progress)  # every bad file listed before training
 
 
 def _silence(features: Any) -> float:

@@ -212,7 +212,7 @@ def train_base(config: BaseConfig, out_dir: str | os.PathLike, *, progress: bool
     from safetensors.torch import save_file
 
     from edgetune import __version__
-    from edgetune.data import VOCABULARY, load_dataset
+    from edgetune.data import VOCABULARY, load_validated_dataset
     from edgetune.knobs import Knobs, TrainSettings
     from edgetune.model import build_model
     from edgetune.train import train_model
@@ -227,7 +227,7 @@ def train_base(config: BaseConfig, out_dir: str | os.PathLike, *, progress: bool
             return existing
     t0 = time.perf_counter()
     deadline = time.monotonic() + 60.0 * max_minutes if max_minutes else None
-    splits = load_dataset(config.dataset, progress=progress)
+    splits = load_validated_dataset(config.dataset, progress=progress)  # every bad file, before training
     if not splits.train or not splits.test:
         raise DataError(f"dataset {config.dataset!r} needs train and test utterances to train a base")
     train_set = _examples(splits.train, progress)
@@ -354,7 +354,7 @@ def import_checkpoint(checkpoint: str | os.PathLike, family: str, model_config: 
     from safetensors.torch import save_file
 
     from edgetune import __version__
-    from edgetune.data import VOCABULARY, load_dataset
+    from edgetune.data import VOCABULARY, load_validated_dataset
     from edgetune.knobs import Knobs
     from edgetune.model import build_model
     from edgetune.train.trainer import feature_stats
@@ -370,7 +370,7 @@ def import_checkpoint(checkpoint: str | os.PathLike, family: str, model_config: 
     state = _read_state_dict(src)
     model = build_model(family, Knobs(bits=32, chunk_ms=export_chunk_ms), model_config)
     absent = load_weights_checked(model, state, f"base checkpoint {src}")
-    splits = load_dataset(dataset, progress=progress)
+    splits = load_validated_dataset(dataset, progress=progress)
     train_set = _examples(splits.train, progress)
     if "feat_mean" in absent or "feat_std" in absent:
         log(f"{src} has no feature statistics: computing them from {dataset!r} train")

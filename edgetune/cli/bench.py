@@ -42,6 +42,8 @@ def register(subparsers) -> None:
     p.add_argument("--reference", action="store_true",
                    help="also time edgetune's fixed host-speed reference model in the same process, so "
                         "`edgetune check` can compare with a baseline stored by another job (see docs/ci-budgets.md)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip the check of the content digest stored at export (bench a modified model anyway)")
     p.add_argument("--json", dest="json_out", default=None, metavar="OUT.json", help="write the full result here")
     p.set_defaults(func=run)
 
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     results = bench_models(models, args.target, rounds=args.rounds, block=args.block, threads=args.threads,
                            runs=args.runs, warmup=args.warmup, cores=args.cores, timeout_s=args.timeout,
                            runner=args.runner, features=args.features, perf_test=args.perf_test,
-                           reference=args.reference)
+                           reference=args.reference, verify=not args.no_verify)
     for result, out in zip(results, [args.json_out, args.baseline_json]):
         print(format_table(result))
         if out:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,15 @@ def register(subparsers) -> None:
     p.add_argument("audio", nargs="+", help="audio files (WAV, FLAC, OGG; any sample rate, mono or multi-channel)")
     p.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads (default 1)")
     p.add_argument("--json", action="store_true", help="print one JSON object per file instead of TSV")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip the check of the content digest stored at export (a modified model runs anyway)")
     p.set_defaults(func=run)
 
 
-def open_model(path: str | os.PathLike, threads: int = 1) -> Any:
-    """A StreamingModel for ``path``, or ArtifactError naming the file and the fix."""
+def open_model(path: str | os.PathLike, threads: int = 1, verify: bool = True) -> Any:
+    """A StreamingModel for ``path``, or ArtifactError naming the file and the fix.
+
+    ``verify`` checks the content digest stored at export first (a modified file is refused)."""
     from edgetune.bench.runner import StreamingModel
     from edgetune.export.metadata import METADATA_KEY
 
@@ -35,6 +40,12 @@ def open_model(path: str | os.PathLike, threads: int = 1) -> Any:
     if not p.is_file():
         raise ArtifactError(f"model file {str(p)!r} does not exist; pass the model.onnx written by "
                             f"`edgetune candidate --out DIR` (DIR/model.onnx) or by a study")
+    if verify:
+        from edgetune.export._integrity import verify_model
+
+        if verify_model(p) is None:
+            print(f"edgetune: warning: {p} carries no content digest (exported by an older edgetune); "
+                  "it cannot be checked for modification", file=sys.stderr)
     try:
         return StreamingModel(str(p), threads=threads)
     except ValueError as exc:  # the runner's "no edgetune metadata"
@@ -56,7 +67,7 @@ def transcribe_file(model: Any, audio: str | os.PathLike) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    model = open_model(args.model, threads=args.threads)
+    model = open_model(args.model, threads=args.threads, verify=not args.no_verify)
     for audio in args.audio:
         text = transcribe_file(model, audio)
         print(json.dumps({"audio": audio, "text": text}) if args.json else f"{audio}\t{text}")

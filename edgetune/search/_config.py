@@ -426,6 +426,36 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: d}
 
 
+def check_config_inputs(config: "StudyConfig") -> None:
+    """What ``__post_init__`` cannot check from the values alone, checked before a study (also a
+    ``--simulate`` one) is created: the model family is registered, the dataset is a preset or a
+    readable dataset folder, and no latency budget is below the smallest chunk's algorithmic
+    latency. Raises KeyConfigError naming the key. Not in ``__post_init__``, so a saved study
+    whose dataset moved can still be reported and exported."""
+    from edgetune.data._datasets import check_dataset_spec
+    from edgetune.errors import DataError
+    from edgetune.model import get_family
+
+    try:
+        get_family(config.family)
+    except ConfigError as exc:
+        raise KeyConfigError("family", f"{exc}. Fix: use one of those, or register yours first") from None
+    try:
+        check_dataset_spec(config.dataset)
+    except DataError as exc:
+        raise KeyConfigError("dataset", str(exc)) from None
+    smallest_chunk = min(config.space.specs["chunk_ms"].grid_values())
+    for i, b in enumerate(config.budgets):
+        if b.metric == "latency_ms" and b.op == "<=" and b.bound < smallest_chunk:
+            raise KeyConfigError(
+                f"budgets[{i}]",
+                f"budget '{b}' can never be met: latency_ms includes the algorithmic latency (the chunk, "
+                f"at least {smallest_chunk} ms in space.chunk_ms) on top of the compute time. Fix: raise the "
+                f"bound above {smallest_chunk} ms, add smaller chunks to space.chunk_ms, or budget "
+                f"compute_p90_ms instead",
+            )
+
+
 # ---- YAML files ----------------------------------------------------------------------
 
 
@@ -513,6 +543,7 @@ __all__ = [
     "SamplerName",
     "SchedulerConfig",
     "StudyConfig",
+    "check_config_inputs",
     "config_from_yaml",
     "config_to_yaml",
     "load_config",
