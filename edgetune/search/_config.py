@@ -188,12 +188,7 @@ class BaseSection:
             v = getattr(self, key)
             if v is not None and (not isinstance(v, str) or not v.strip()):
                 raise KeyConfigError(f"base.{key}", f"must be a path, but got {v!r}")
-        if self.path is not None and not Path(self.path).expanduser().is_dir():
-            raise KeyConfigError("base.path", f"{self.path!r} is not a directory. Fix: point it at a base directory "
-                                              "(models/demo) or train one with `edgetune base train`")
         if self.checkpoint is not None:
-            if not Path(self.checkpoint).expanduser().is_file():
-                raise KeyConfigError("base.checkpoint", f"{self.checkpoint!r} does not exist")
             if not self.family:
                 raise KeyConfigError("base.family", "a checkpoint needs the registered family it belongs to")
             from edgetune.model import get_family
@@ -444,6 +439,12 @@ def check_config_inputs(config: "StudyConfig") -> None:
         check_dataset_spec(config.dataset)
     except DataError as exc:
         raise KeyConfigError("dataset", str(exc)) from None
+    base = config.base
+    if base is not None and base.path is not None and not Path(base.path).expanduser().is_dir():
+        raise KeyConfigError("base.path", f"{base.path!r} is not a directory. Fix: point it at a base directory "
+                                          "(models/demo) or train one with `edgetune base train`")
+    if base is not None and base.checkpoint is not None and not Path(base.checkpoint).expanduser().is_file():
+        raise KeyConfigError("base.checkpoint", f"{base.checkpoint!r} does not exist")
     smallest_chunk = min(config.space.specs["chunk_ms"].grid_values())
     for i, b in enumerate(config.budgets):
         if b.metric == "latency_ms" and b.op == "<=" and b.bound < smallest_chunk:
