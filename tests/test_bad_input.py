@@ -325,3 +325,288 @@ def test_package_never_unpickles_untrusted_data() -> None:
     assert len(files) > 20
     found = [f for p in files for f in _unsafe_loads(p.read_text(), str(p.relative_to(REPO)))]
     assert not found, "unsafe deserialisation (pass weights_only=True / drop allow_pickle):\n" + "\n".join(found)
+
+
+# ---- issue 17: config inputs checked before a study exists, and an all-failed study exits non-zero ----
+
+
+@pytest.mark.parametrize(("line", "key", "expect"), [
+    ("family: conformer_heavy", "family", "registered families are ['conformer_lite']"),
+    ("dataset: /nonexistent/ds", "dataset", "neither a preset"),
+    ("dataset: {empty}", "dataset", "holds neither train/dev/test .jsonl manifests"),
+])
+def test_family_and_dataset_are_checked_before_the_study_dir_is_made(tmp_path: Path, line: str, key: str,
+                                                                     expect: str) -> None:
+    empty = tmp_path / "empty_ds"
+    empty.mkdir()
+    config = config_from_yaml(STUDY.format(n=2) + line.format(empty=empty) + "\n")
+    study_dir = tmp_path / "study"
+    with pytest.raises(ConfigError) as e:
+        run_study(config, study_dir, runner=SimulatedRunner(), progress=False)  # --simulate checks it too
+    msg = str(e.value)
+    assert msg.startswith(f"{key}:") and expect in msg and "Fix" in msg
+    assert not study_dir.exists()  # the folder is not tied to the bad value
+
+
+def test_search_simulate_with_an_unknown_family_exits_2_naming_the_file(tmp_path: Path, capsys) -> None:
+    from edgetune.cli import main
+
+    cfg = tmp_path / "study.yaml"
+    cfg.write_text(STUDY.format(n=2) + "family: nope\n")
+    rc = main(["search", "--config", str(cfg), "--study-dir", str(tmp_path / "s"), "--simulate", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "family: unknown model family 'nope'" in err and str(cfg) in err
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(("budget", "why"), [
+    ("latency_ms <= -5", "latency_ms is always > 0"),
+    ("size_bytes <= 0", "size_bytes is always > 0"),
+    ("wer <= -0.1", "wer is always >= 0"),
+])
+def test_budgets_that_can_never_be_met_are_refused(tmp_path: Path, budget: str, why: str) -> None:
+    f = tmp_path / "study.yaml"
+    f.write_text(STUDY.format(n=2) + f"budgets: ['{budget}']\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(f)
+    msg = str(e.value)
+    assert "budgets[0]" in msg and "can never be met" in msg and why in msg and "Fix" in msg and f"{f}:" in msg
+
+
+def test_latency_budget_below_the_smallest_chunk_is_refused(tmp_path: Path) -> None:
+    config = config_from_yaml(STUDY.format(n=2) + "budgets: ['latency_ms <= 100']\n")  # chunks 160, 320 ms
+    with pytest.raises(ConfigError) as e:
+        run_study(config, tmp_path / "study", runner=SimulatedRunner(), progress=False)
+    msg = str(e.value)
+    assert "budgets[0]" in msg and "at least 160 ms" in msg and "Fix" in msg
+    ok = config_from_yaml(STUDY.format(n=2) + "budgets: ['latency_ms <= 400']\n")
+    assert run_study(ok, tmp_path / "ok", runner=SimulatedRunner(), progress=False).complete == 2
+
+
+def test_a_study_whose_every_trial_failed_exits_non_zero(tmp_path: Path, capsys, monkeypatch) -> None:
+    import edgetune.search as search
+    from edgetune.cli import main
+    from edgetune.errors import TrainingError
+
+    class Diverging(SimulatedRunner):
+        def __init__(self, **kw):
+            super().__init__(fail_when=lambda knobs: TrainingError("loss is NaN at step 3"), **kw)
+
+    monkeypatch.setattr(search, "SimulatedRunner", Diverging)
+    cfg = tmp_path / "study.yaml"
+    cfg.write_text(STUDY.format(n=3))
+    rc = main(["search", "--config", str(cfg), "--study-dir", str(tmp_path / "s"), "--simulate", "--quiet",
+               "--no-report"])
+    captured = capsys.readouterr()
+    assert "3/3 trials finished (0 complete, 3 failed" in captured.out
+    assert rc == 1 and "every trial failed (3 of 3)" in captured.err and "loss is NaN" in captured.err
+    monkeypatch.setattr(search, "SimulatedRunner", SimulatedRunner)  # a healthy study still exits 0
+    rc = main(["search", "--config", str(cfg), "--study-dir", str(tmp_path / "ok"), "--simulate", "--quiet",
+               "--no-report"])
+    assert rc == 0
+
+
+# ---- issue 17: `edgetune data check DIR` lists every problem, with file and line ------------------
+
+
+def _bad_dataset(root: Path) -> dict[str, str]:
+    """A dataset folder with one of each problem; returns problem name -> the manifest:line it is on."""
+    root.mkdir(parents=True)
+    train = [good_row(root, f"ok{i}.wav", 1.0) for i in range(4)]
+    sf.write(root / "zero.wav", np.zeros(0, np.float32), 16000)
+    sf.write(root / "tiny.wav", tone(0.05, 16000), 16000)
+    sf.write(root / "long.wav", tone(2.2, 16000), 16000)
+    sf.write(root / "quiet.wav", np.zeros(16000, np.float32), 16000)
+    sf.write(root / "short_ok.wav", tone(0.25, 16000), 16000)
+    train += [
+        {"audio_filepath": "zero.wav", "duration": 0.0, "text": "hello"},            # line 5
+        {"audio_filepath": "tiny.wav", "duration": 0.05, "text": "hello world"},     # line 6
+        {"audio_filepath": "long.wav", "duration": 99.0, "text": "hello world"},     # line 7
+        {"audio_filepath": "gone.wav", "duration": 1.0, "text": "lost"},             # line 8
+        {"audio_filepath": "quiet.wav", "duration": 1.0, "text": "ok"},              # line 9 (warning)
+        {"audio_filepath": "short_ok.wav", "duration": 0.25, "text": "ok"},          # line 10 (warning)
+        {"audio_filepath": "ok0.wav", "duration": 1.0, "text": "hello world"},       # line 11 (listed twice)
+    ]
+    lines = [json.dumps(r) + "\n" for r in train]
+    text = "".join(lines).encode() + "{\"audio_filepath\": \"caf\xe9.wav\"}\n".encode("latin-1")  # line 12
+    text += b"{not json\n"                                                                    # line 13
+    text += (json.dumps({"audio_filepath": "ok1.wav", "duration": 1.0}) + "\n").encode()     # line 14
+    (root / "train.jsonl").write_bytes(text)
+    dev = [good_row(root, f"dev{i}.wav", 1.0) for i in range(2)]
+    (root / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in dev))
+    test = [good_row(root, "t0.wav", 1.0), {"audio_filepath": "ok2.wav", "duration": 1.0, "text": "hello world"}]
+    (root / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in test))  # ok2 leaks from train
+    t = root / "train.jsonl"
+    return {"empty": f"{t}:5", "too short for CTC": f"{t}:6", "wrong duration": f"{t}:7", "missing": f"{t}:8",
+            "not UTF-8": f"{t}:12", "not valid JSON": f"{t}:13", "missing key(s) text": f"{t}:14"}
+
+
+def test_data_check_lists_every_problem_with_file_and_line(tmp_path: Path, capsys) -> None:
+    from edgetune.cli import main
+
+    root = tmp_path / "ds"
+    expected = _bad_dataset(root)
+    rc = main(["data", "check", str(root), "--json", str(tmp_path / "check.json")])
+    out = capsys.readouterr().out
+    assert rc == 1
+    for why, where in expected.items():
+        line = next((x for x in out.splitlines() if x.startswith(f"error: {where}")), None)
+        assert line is not None and why in line, (why, where, out)
+    assert "wrong duration: manifest says 99.000 s, file has 2.200 s" in out
+    assert "the same audio is in train and test" in out and str(root / "ok2.wav") in out
+    warnings = [x for x in out.splitlines() if x.startswith("warning:")]
+    assert any("digital silence" in w and "quiet.wav" in w for w in warnings)
+    assert any("very short clip" in w and "short_ok.wav" in w for w in warnings)
+    assert any("listed 2 times in train" in w and "ok0.wav" in w for w in warnings)
+    assert not any("ok3.wav" in x for x in out.splitlines() if x.startswith(("error", "warning")))
+    report = json.loads((tmp_path / "check.json").read_text())
+    assert len([f for f in report["findings"] if f["level"] == "error"]) == len(expected) + 1
+    assert report["splits"]["test"]["utterances"] == 2 and report["splits"]["dev"]["sample_rates"] == {"16000": 2}
+    assert "train" in out and " h " in out and "rates: 16000 Hz" in out  # the summary
+
+
+def test_data_check_of_a_clean_folder_exits_0(tmp_path: Path, capsys) -> None:
+    from edgetune.cli import main
+
+    root = tmp_path / "ds"
+    root.mkdir()
+    manifest_folder(root, [good_row(root, f"a{i}.wav", 1.0) for i in range(3)])
+    (root / "test.jsonl").write_text(json.dumps(good_row(root, "t.wav", 1.0)) + "\n")
+    (root / "dev.jsonl").write_text(json.dumps(good_row(root, "d.wav", 1.0)) + "\n")
+    rc = main(["data", "check", str(root)])
+    out = capsys.readouterr().out
+    assert rc == 0 and "0 error(s), 0 warning(s): ok" in out
+
+
+def test_data_check_of_a_non_dataset_exits_2(tmp_path: Path, capsys) -> None:
+    from edgetune.cli import main
+
+    rc = main(["data", "check", str(tmp_path / "nowhere")])
+    assert rc == 2 and "neither a preset" in capsys.readouterr().err
+
+
+def test_non_utf8_manifest_names_file_and_line(tmp_path: Path) -> None:
+    from edgetune.data import read_manifest
+
+    f = tmp_path / "train.jsonl"
+    f.write_bytes(b'{"audio_filepath": "a.wav", "duration": 1, "text": "ok"}\n'
+                  + '{"audio_filepath": "b.wav", "duration": 1, "text": "caf\xe9"}\n'.encode("latin-1"))
+    with pytest.raises(DataError) as e:
+        read_manifest(f)
+    msg = str(e.value)
+    assert f"{f}:2" in msg and "not UTF-8" in msg and "0xe9" in msg and "iconv" in msg
+
+
+def test_validation_catches_the_clips_that_used_to_be_scored(tmp_path: Path) -> None:
+    from edgetune.data import load_dataset, validate_dataset
+
+    root = tmp_path / "ds"
+    _bad_dataset(root)
+    (root / "train.jsonl").write_text("".join(
+        line for line in (root / "train.jsonl").read_bytes().decode("latin-1").splitlines(True)[:11]))
+    with pytest.raises(DataError) as e:
+        validate_dataset(load_dataset(root))
+    msg = str(e.value)
+    for name, why in [("zero.wav", "empty"), ("tiny.wav", "too short for CTC"), ("long.wav", "wrong duration")]:
+        assert f"{root / name} (id -): {why}" in msg
+    assert f"[{root / 'train.jsonl'}:6]" in msg and "edgetune data check" in msg
+
+
+def _folder_with_a_tiny_test_clip(root: Path) -> Path:
+    root.mkdir(parents=True)
+    rows = [good_row(root, f"a{i}.wav", 1.0) for i in range(3)]
+    manifest_folder(root, rows)
+    sf.write(root / "tiny.wav", tone(0.05, 16000), 16000)
+    (root / "test.jsonl").write_text(json.dumps(rows[0]) + "\n" + json.dumps(
+        {"audio_filepath": "tiny.wav", "duration": 0.05, "text": "hello world"}) + "\n")
+    return root
+
+
+def test_search_checks_the_dataset_files_before_any_trial(tmp_path: Path) -> None:
+    root = _folder_with_a_tiny_test_clip(tmp_path / "ds")
+    config = config_from_yaml(STUDY.format(n=2) + f"dataset: {root}\n")
+    study_dir = tmp_path / "study"
+    with pytest.raises(DataError) as e:
+        run_study(config, study_dir, progress=False)  # the real pipeline runner: no trial may start
+    assert f"{root / 'tiny.wav'} (id -): too short for CTC" in str(e.value)
+    assert not study_dir.exists()
+
+
+def test_candidate_checks_the_dataset_files_before_training(tmp_path: Path, capsys) -> None:
+    from edgetune.cli import main
+
+    root = _folder_with_a_tiny_test_clip(tmp_path / "ds")
+    rc = main(["candidate", "--dataset", str(root), "--out", str(tmp_path / "out"), "--epochs", "1", "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"{root / 'tiny.wav'} (id -): too short for CTC" in err
+    assert not (tmp_path / "out" / "model.onnx").exists()
+
+
+# ---- issue 17: a model modified after export is refused outside a study too ----------------------
+
+
+def _flip_a_weight_byte(src: Path, dst: Path) -> None:
+    """Flip one byte inside the largest initializer's raw data (the protobuf still parses)."""
+    import onnx
+
+    model = onnx.load(str(src))
+    init = max(model.graph.initializer, key=lambda t: len(t.raw_data))
+    data = src.read_bytes()
+    at = data.find(init.raw_data) + len(init.raw_data) // 2
+    assert at > len(init.raw_data) // 2
+    dst.write_bytes(data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:])
+    onnx.load(str(dst))  # still a loadable ONNX file: only the digest can tell
+
+
+def test_transcribe_refuses_a_model_with_flipped_bytes(tiny_model_path: Path, tmp_path: Path, capsys) -> None:
+    from edgetune.cli import main
+
+    audio = tmp_path / "a.wav"
+    sf.write(audio, tone(1.0, 16000), 16000)
+    assert main(["transcribe", str(tiny_model_path), str(audio)]) == 0  # the original runs
+    capsys.readouterr()
+    bad = tmp_path / "bad.onnx"
+    _flip_a_weight_byte(tiny_model_path, bad)
+    rc = main(["transcribe", str(bad), str(audio)])
+    captured = capsys.readouterr()
+    assert rc == 2 and captured.out == ""  # no transcript printed
+    assert str(bad) in captured.err and "modified after export" in captured.err and "--no-verify" in captured.err
+    assert main(["transcribe", "--no-verify", str(bad), str(audio)]) == 0  # the escape hatch
+
+
+def test_bench_refuses_a_model_with_flipped_bytes(tiny_model_path: Path, tmp_path: Path) -> None:
+    from edgetune.bench import bench_model
+
+    bad = tmp_path / "bad.onnx"
+    _flip_a_weight_byte(tiny_model_path, bad)
+    with pytest.raises(ArtifactError) as e:
+        bench_model(bad, runs=3, warmup=0)
+    assert str(bad) in str(e.value) and "modified after export" in str(e.value)
+    assert len(bench_model(bad, runs=3, warmup=0, verify=False)["samples_ms"]) == 3
+
+
+def test_edited_metadata_is_caught_too(tiny_model_path: Path, tmp_path: Path) -> None:
+    import onnx
+
+    from edgetune.export._integrity import DIGEST_KEY, verify_model
+
+    model = onnx.load(str(tiny_model_path))
+    assert verify_model(tiny_model_path) == next(p.value for p in model.metadata_props if p.key == DIGEST_KEY)
+    meta = next(p for p in model.metadata_props if p.key == "edgetune")
+    meta.value = meta.value.replace('"chunk_ms": 160', '"chunk_ms": 320')
+    onnx.save(model, str(tmp_path / "edited.onnx"))
+    with pytest.raises(ArtifactError, match="modified after export"):
+        verify_model(tmp_path / "edited.onnx")
+
+
+def test_base_train_checks_the_dataset_files_before_training(tmp_path: Path, capsys) -> None:
+    from edgetune.cli import main
+
+    root = _folder_with_a_tiny_test_clip(tmp_path / "ds")
+    cfg = tmp_path / "base.yaml"
+    cfg.write_text(f"version: 1\nname: t\nfamily: conformer_lite\ndataset: {root}\nexport_chunk_ms: 320\n"
+                   "train: {epochs: 1, batch_size: 4, device: cpu}\n")
+    rc = main(["base", "train", "--config", str(cfg), "--out", str(tmp_path / "base"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"{root / 'tiny.wav'} (id -): too short for CTC" in err, err
+    assert not (tmp_path / "base" / "card.json").exists()

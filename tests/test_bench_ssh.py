@@ -265,3 +265,66 @@ def test_dropped_connection(tmp_path, toy):
         if runner is not None and runner.is_running():
             runner.kill()
         server.stop()
+
+
+# ---- ssh options that would run local commands or switch host-key checking off (issue 17) ----
+
+
+@pytest.mark.parametrize("option", [
+    "ProxyCommand=touch {marker}",
+    "proxycommand=touch {marker}",  # ssh matches keywords case-insensitively
+    " ProxyCommand =touch {marker}",
+    "ProxyCommand touch=x {marker}",  # ssh would read the keyword ProxyCommand and value 'touch=x ...'
+    "LocalCommand=touch {marker}",
+    "PermitLocalCommand=yes",
+    "KnownHostsCommand=/bin/sh -c 'touch {marker}'",
+    "Match=exec \"touch {marker}\"",
+    "PKCS11Provider={marker}.so",
+    "StrictHostKeyChecking=no",
+    "UserKnownHostsFile=/dev/null",
+    "Include=/tmp/evil_config",
+    "ProxyJump=-oProxyCommand=touch {marker}",
+    "ProxyJump=bastion;touch {marker}",
+])
+def test_ssh_options_that_run_local_commands_are_refused(sshd, toy, tmp_path, option):
+    marker = tmp_path / "PWNED_option"
+    target = sshd.target(option=option.format(marker=marker))
+    with pytest.raises(TargetError) as e:
+        bench_model(toy, target, runs=3, warmup=0)
+    assert "not allowed" in str(e.value) or "must be" in str(e.value) or "must look like" in str(e.value)
+    assert not marker.exists()
+
+
+def test_the_issue_proxycommand_url_runs_nothing(tmp_path, toy):
+    marker = tmp_path / "x"
+    target = f"ssh://u@127.0.0.1:1?option=ProxyCommand=touch%20{marker}"
+    with pytest.raises(TargetError) as e:
+        bench_model(toy, target, runs=3, warmup=0)
+    assert "'ProxyCommand' is not allowed" in str(e.value) and "Fix:" in str(e.value)
+    assert not marker.exists()
+
+
+def test_allowed_ssh_options_still_pass_through(sshd, toy):
+    r = bench_model(toy, sshd.target(option="ServerAliveInterval=2"), runs=5, warmup=1)
+    assert len(r["samples_ms"]) == 5
+    t = parse_target(sshd.target(option="Compression=yes"))
+    assert "Compression=yes" in t.ssh_argv and "Compression=yes" in t.scp_argv
+
+
+@pytest.mark.parametrize("known_hosts", ["/dev/null", "missing"])
+def test_known_hosts_must_be_a_real_file_even_with_accept_new(sshd, toy, tmp_path, known_hosts):
+    path = tmp_path / "nowhere" / "known_hosts" if known_hosts == "missing" else Path(known_hosts)
+    target = sshd.target(known_hosts=path, host_key_checking="accept-new")
+    with pytest.raises(TargetError) as e:
+        bench_model(toy, target, runs=3, warmup=0)
+    msg = str(e.value)
+    assert str(path) in msg and "never turns host-key checking off" in msg and "Fix:" in msg
+
+
+def test_accept_new_records_the_key_in_an_empty_known_hosts(sshd, toy, tmp_path):
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    r = bench_model(toy, sshd.target(known_hosts=known, host_key_checking="accept-new"), runs=3, warmup=0)
+    assert len(r["samples_ms"]) == 3
+    server_key = (Path(sshd.known_hosts).read_text().split()[2])
+    assert server_key in known.read_text()  # trusted on first use, so a changed key fails next time

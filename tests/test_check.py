@@ -212,3 +212,123 @@ def test_interleaved_results_are_compared_paired(real_results):
     a1, a2, slow = (load_results(real_results[k]) for k in ("a1", "a2", "slow"))
     assert pairing(a1, a2) == {"block": 20, "paired": True}
     assert pairing(a1, slow)["paired"] is False  # different jobs
+
+
+# ----------------------------------------------------------------------------- run-level gates (_gate.py)
+
+
+def runs_json(path: Path, run_medians, *, steps: int = 40, sigma: float = 0.05, host=None, seed: int = 0,
+              target: str = "local") -> Path:
+    """A bench result of len(run_medians) rounds; ``host`` (per round) slows model and reference alike."""
+    rng = np.random.default_rng(seed)
+    host = np.ones(len(run_medians)) if host is None else np.asarray(host, dtype=float)
+    samples = np.concatenate([m * h * rng.lognormal(0, sigma, steps) for m, h in zip(run_medians, host)])
+    ref = np.concatenate([1.0 * h * rng.lognormal(0, sigma, steps) for h in host])
+    path = bench_json(path, samples, target=target, rounds=len(run_medians),
+                      reference={"samples_ms": ref.tolist()}, created=f"2026-01-01T00:00:{seed % 60:02d}")
+    return path
+
+
+def test_round_values_divide_out_the_host_speed():
+    from edgetune.bench._gate import round_values
+
+    rng = np.random.default_rng(0)
+    host = np.array([1.0, 1.4, 1.0, 1.4])  # a busy neighbour in rounds 2 and 4
+    samples = np.concatenate([2.0 * h * rng.lognormal(0, 0.01, 50) for h in host])
+    ref = np.concatenate([h * rng.lognormal(0, 0.01, 50) for h in host])
+    raw, norm = round_values(samples, 4), round_values(samples, 4, reference=ref)
+    assert raw.max() / raw.min() > 1.3 and norm.max() / norm.min() < 1.03
+    with pytest.raises(ValueError, match="equal rounds"):
+        round_values(samples[:-1], 4)
+
+
+def test_stability_score_follows_executorch_weights():
+    from edgetune.bench._gate import stability
+
+    steady = stability([1.0, 1.0, 1.0], samples=[1.0] * 100)
+    assert steady["score"] == 100 and steady["rating"] == "excellent"
+    noisy = stability([1.0, 1.25, 0.8, 1.3], samples=np.r_[np.ones(90), 3 * np.ones(10)])
+    assert noisy["cv_pct"] > 10 and noisy["score"] < 60 and noisy["rating"] == "poor"
+    one = stability([1.0], samples=[1.0, 1.1, 1.2])
+    assert one["cv_pct"] is None and one["runs"] == 1 and 0 <= one["score"] <= 100
+
+
+def test_compare_runs_rates_and_noisy_host():
+    from edgetune.bench._gate import compare_runs
+
+    rng = np.random.default_rng(1)
+    run = lambda n, shift=1.0, s=0.02: shift * rng.lognormal(0, s, n)  # noqa: E731
+    alarms = sum(compare_runs(run(10), run(5)).verdict == "regression" for _ in range(100))
+    hits = sum(compare_runs(run(10), run(5, 1.10)).verdict == "regression" for _ in range(100))
+    assert alarms <= 5 and hits >= 95
+    c = compare_runs(run(10, s=0.15), run(5, 1.10, s=0.15))
+    assert c.verdict == "noisy" and c.detectable_pct > 10
+    assert compare_runs(run(10, s=0.15), run(5, 2.0, s=0.15)).verdict == "regression"  # clear even when noisy
+    assert compare_runs(run(10), run(5, 0.85)).verdict == "improvement"
+
+
+def test_change_points_and_history_regime():
+    from edgetune.bench._gate import change_points, compare_to_history
+
+    rng = np.random.default_rng(2)
+    flat = rng.lognormal(0, 0.015, 12)
+    step = np.r_[flat[:6], 1.12 * flat[6:]]
+    assert change_points(step) == [6]
+    assert change_points(flat) == []
+    assert compare_to_history(flat, 1.10 * np.median(flat)).verdict == "regression"
+    assert compare_to_history(flat, np.median(flat)).verdict == "unchanged"
+    after_step = compare_to_history(step, 1.12 * np.median(flat))  # the regime is already the slower one
+    assert after_step.verdict == "unchanged" and after_step.change_points == (6,) and after_step.regime_size == 6
+    assert compare_to_history(flat[:2], 2.0).verdict == "noisy"  # too short to gate
+
+
+def test_stored_baseline_cli_exit_codes_and_junit(tmp_path):
+    host = [1.0, 1.4, 1.0, 1.0, 1.4, 1.0, 1.4, 1.0, 1.0, 1.4]  # the baseline's job had a busy neighbour
+    base = runs_json(tmp_path / "base.json", [2.0] * 10, host=host, seed=1)
+    same = runs_json(tmp_path / "same.json", [2.0] * 5, host=[1.4] * 5, seed=2)  # slower host, same model
+    slow = runs_json(tmp_path / "slow.json", [2.3] * 5, seed=3)
+    junit = tmp_path / "r.xml"
+    assert main(["check", "--results", str(same), "--baseline", str(base), "--junit", str(junit)]) == 0
+    assert main(["check", "--results", str(slow), "--baseline", str(base), "--junit", str(junit)]) == 1
+    suite = ET.parse(junit).getroot().find("testsuite")
+    props = {p.get("name"): p.get("value") for p in suite.find("properties")}
+    assert props["gate_status"] == "fail" and float(props["stability_score"]) > 0
+    assert [c.get("name") for c in suite.findall("testcase")] == ["no p50 regression vs stored baseline"]
+    wild = runs_json(tmp_path / "wild.json", [2.0, 2.6, 1.7, 2.4, 1.9], sigma=0.05, seed=4)
+    wild_base = runs_json(tmp_path / "wb.json", [2.0, 2.5, 1.6, 2.2, 2.9, 1.8], seed=5)
+    assert main(["check", "--results", str(wild), "--baseline", str(wild_base), "--junit", str(junit)]) == 3
+    case = ET.parse(junit).getroot().find("testsuite").find("testcase")
+    assert case.find("skipped").get("type") == "noisy" and "too noisy to gate" in case.find("skipped").get("message")
+
+
+def test_history_cli(tmp_path):
+    hist = tmp_path / "history"
+    hist.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(8):
+        runs_json(hist / f"main-{i}.json", 2.0 * rng.lognormal(0, 0.01, 3), seed=10 + i)
+    runs_json(hist / "other-device.json", [9.0] * 3, seed=30, target="ssh://ci@pi")
+    ok = runs_json(tmp_path / "ok.json", [2.0] * 3, seed=40)
+    slow = runs_json(tmp_path / "slow.json", [2.3] * 3, seed=41)
+    assert main(["check", "--results", str(ok), "--history", str(hist)]) == 0
+    assert main(["check", "--results", str(slow), "--history", str(hist)]) == 1
+    from edgetune.bench._check import run_check
+
+    report = run_check(str(slow), history_dir=str(hist))
+    assert report.outcomes[0].details["history"] == 8 and any("other-device" in w for w in report.warnings)
+    assert main(["check", "--results", str(ok), "--history", str(tmp_path / "nope")]) == 2
+
+
+def test_bench_reference_attaches_normalizing_samples(tmp_path, monkeypatch):
+    from edgetune.bench import bench_model
+    from edgetune.bench._check import Results
+    from edgetune.bench.testing import make_streaming_model
+
+    monkeypatch.setenv("EDGETUNE_CACHE", str(tmp_path / "cache"))
+    model = make_streaming_model(tmp_path / "m.onnx", width=64, depth=1)
+    r = bench_model(model, "local", runs=40, warmup=5, rounds=2, reference=True)
+    assert len(r["reference"]["samples_ms"]) == len(r["samples_ms"]) == 80
+    assert r["stability"]["runs"] == 2 and r["stability"]["normalized"] is True
+    values = Results("m", "local", r, None, None).run_values("p50", normalized=True)
+    assert len(values) == 2 and all(v > 0 for v in values)
+    assert (tmp_path / "cache" / "bench").is_dir()

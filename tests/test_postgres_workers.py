@@ -7,8 +7,10 @@ study name of its own and deletes the study at the end. Workers are real ``run_s
 processes with the simulated runner (the storage, the study loop and the recovery are real; the
 training is not).
 
-Recovery paths (``edgetune.search._trials.recover_interrupted``, run when a worker starts):
-- same host: the dead worker's pid is gone, so its RUNNING trial is failed at once;
+Recovery paths (``edgetune.search._trials.recover_interrupted``, run when a worker starts and
+before each of its trials):
+- same host: the dead worker's pid is gone, so its RUNNING trial is failed at once by the next live
+  worker to start a trial;
 - another host: the pid cannot be checked, so Optuna's heartbeat decides
   (``fail_stale_trials``; fixed: Optuna wraps RDBStorage in _CachedStorage, which the
   old isinstance check missed). The test shortens the heartbeat to 1 s / grace 2 s inside its worker
@@ -204,7 +206,14 @@ def test_sigkilled_worker_trial_is_failed_and_retried(workers, victim_host: str)
         time.sleep(GRACE_S + HEARTBEAT_S + 0.5)  # let the dead trial's heartbeat go stale
     trials = w.trials()
     if victim_host == "here":
-        assert trials[killed].state.name == "RUNNING"  # nobody has recovered it yet
+        # the live workers notice the dead pid at their next trial and re-queue it at once (issue 17),
+        # not only when a new worker starts or the study ends
+        deadline = time.monotonic() + 60
+        while not is_interrupted(trials[killed]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+            trials = w.trials()
+        assert is_interrupted(trials[killed]), "the live workers never recovered the dead worker's trial"
+        assert any(t.user_attrs.get("retry_of") == killed for t in trials)
     else:  # a worker waiting for the same knobs may already have failed the stale trial
         assert trials[killed].state.name == "RUNNING" or is_interrupted(trials[killed])
     assert sum(is_finished(t) for t in trials) < n - 2, "the study ended before the restart; raise n"

@@ -144,3 +144,112 @@ def test_ctrl_c_while_waiting_for_a_twin_leaves_no_trial_running(tmp_path: Path)
     trials = load_study_dir(study_dir)[1].get_trials(deepcopy=False)
     assert not [t.number for t in trials if t.state.name == "RUNNING"]
     assert trials[waiting].state.name == "FAIL" and trials[waiting].user_attrs.get("interrupted")
+
+
+# ---- issue 17: worker supervision --------------------------------------------------------------
+
+SPREAD = """
+version: 1
+study_name: spread
+n_trials: {n_trials}
+seed: 0
+space: {{bits: [8, 32], sparsity: [0.0, 0.25, 0.5], chunk_ms: [160, 320]}}
+train: {{epochs: {epochs}}}
+objectives: [wer, latency_ms]
+sampler: {{name: random}}
+"""
+
+
+def _helpers(launcher_pid: int) -> list:
+    import psutil
+
+    return [p for p in psutil.Process(launcher_pid).children(recursive=True)
+            if any(part == "search" for part in p.cmdline())]
+
+
+def _wait_for(predicate, timeout_s: float = 60.0, poll_s: float = 0.3):
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll_s)
+    return None
+
+
+def _running_trial_of(study_dir: Path, pid: int):
+    from edgetune.search import load_study_dir
+
+    if not (study_dir / "journal.log").exists():
+        return None
+    trials = load_study_dir(study_dir)[1].get_trials(deepcopy=False)
+    return next((t for t in trials if t.state.name == "RUNNING" and t.user_attrs.get("training")
+                 and (t.user_attrs.get("worker") or {}).get("pid") == pid), None)
+
+
+@TWO_CORES
+@pytest.mark.timeout(240)
+def test_a_killed_helpers_trial_is_requeued_at_once_and_the_study_finishes(tmp_path: Path) -> None:
+    """SIGKILL a helper mid-trial: the launcher re-queues that trial at its next trial, not after the
+    study, so one run still finishes every trial; no empty trial folder is left."""
+    import signal
+
+    from edgetune.search import load_study_dir
+
+    cfg = tmp_path / "spread.yaml"
+    cfg.write_text(SPREAD.format(n_trials=6, epochs=3))
+    study_dir = tmp_path / "study"
+    cmd, env = search_command(cfg, study_dir, "--simulate", "0.7", "--workers", "2", "--no-report")
+    launcher = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        helper = _wait_for(lambda: (_helpers(launcher.pid) or [None])[0])
+        assert helper is not None, "no helper worker started"
+        victim = _wait_for(lambda: _running_trial_of(study_dir, helper.pid))
+        assert victim is not None, "the helper never started a trial"
+        helper.send_signal(signal.SIGKILL)
+        out, err = launcher.communicate(timeout=180)
+    finally:
+        if launcher.poll() is None:
+            os.killpg(launcher.pid, signal.SIGKILL)
+    assert launcher.returncode == 1 and b"worker 1 exited with code -9" in err  # reported, not hidden
+    trials = load_study_dir(study_dir)[1].get_trials(deepcopy=False)
+    assert trials[victim.number].state.name == "FAIL"
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == victim.number]
+    assert len(retry) == 1 and retry[0].state.name == "COMPLETE"  # retried within the same run
+    assert sum(t.state.name == "COMPLETE" for t in trials) >= 6
+    assert not (study_dir / "trials" / str(victim.number)).exists()
+    assert [d.name for d in (study_dir / "trials").iterdir() if not any(d.iterdir())] == []
+
+
+@TWO_CORES
+@pytest.mark.timeout(240)
+def test_helpers_exit_when_their_launcher_dies(tmp_path: Path) -> None:
+    import signal
+
+    import psutil
+
+    cfg = tmp_path / "spread.yaml"
+    cfg.write_text(SPREAD.format(n_trials=40, epochs=20))
+    study_dir = tmp_path / "study"
+    cmd, env = search_command(cfg, study_dir, "--simulate", "1.0", "--workers", "2", "--no-report")
+    launcher = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    helper = None
+    try:
+        helper = _wait_for(lambda: (_helpers(launcher.pid) or [None])[0])
+        assert helper is not None, "no helper worker started"
+        assert _wait_for(lambda: _running_trial_of(study_dir, helper.pid)) is not None
+        launcher.send_signal(signal.SIGKILL)
+        launcher.wait(30)
+        gone, alive = psutil.wait_procs([helper], timeout=60)
+        assert helper in gone, "the helper kept running after its launcher died"
+    finally:
+        if helper is not None and helper.is_running():
+            helper.kill()
+    from edgetune.search import load_study_dir
+
+    trials = load_study_dir(study_dir)[1].get_trials(deepcopy=False)
+    mine = [t for t in trials if (t.user_attrs.get("worker") or {}).get("pid") == helper.pid]
+    assert mine and all(t.state.name != "RUNNING" for t in mine)  # it marked its trial interrupted on the way out

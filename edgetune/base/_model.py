@@ -18,7 +18,6 @@ one (safetensors or ``torch.load(weights_only=True)`` only; keys and shapes chec
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -198,14 +197,22 @@ def _fmt(v: Any) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
 
 
+class TrainingPaused(Exception):
+    """Base training stopped at its time budget after a checkpoint; the same call resumes it."""
+
+
 def train_base(config: BaseConfig, out_dir: str | os.PathLike, *, progress: bool = True,
-               command: str = "", log: Any = print) -> BaseModel:
-    """Train ``config``'s base into ``out_dir`` (resumes from ``out_dir/checkpoints`` after a kill)."""
+               command: str = "", log: Any = print, max_minutes: float | None = None) -> BaseModel:
+    """Train ``config``'s base into ``out_dir`` (resumes from ``out_dir/checkpoints`` after a kill).
+
+    ``max_minutes``: pause after the epoch that crosses this much wall time (for machines lent in
+    slots), raising :class:`TrainingPaused`; calling again continues from the checkpoint.
+    """
     import torch
     from safetensors.torch import save_file
 
     from edgetune import __version__
-    from edgetune.data import VOCABULARY, load_dataset
+    from edgetune.data import VOCABULARY, load_validated_dataset
     from edgetune.knobs import Knobs, TrainSettings
     from edgetune.model import build_model
     from edgetune.train import train_model
@@ -219,7 +226,8 @@ def train_base(config: BaseConfig, out_dir: str | os.PathLike, *, progress: bool
             log(f"base {out} is already trained (card.json); delete it to train again")
             return existing
     t0 = time.perf_counter()
-    splits = load_dataset(config.dataset, progress=progress)
+    deadline = time.monotonic() + 60.0 * max_minutes if max_minutes else None
+    splits = load_validated_dataset(config.dataset, progress=progress)  # every bad file, before training
     if not splits.train or not splits.test:
         raise DataError(f"dataset {config.dataset!r} needs train and test utterances to train a base")
     train_set = _examples(splits.train, progress)
@@ -237,7 +245,10 @@ def train_base(config: BaseConfig, out_dir: str | os.PathLike, *, progress: bool
         log(f"resuming base training from {ckpt.latest()}")
     result = train_model(model, knobs, settings, train_set, dev_set, vocabulary=VOCABULARY,
                          pad_value=_features().silence, progress=progress,
-                         chunk_choices=config.chunk_choices(), checkpoint=ckpt)
+                         chunk_choices=config.chunk_choices(), checkpoint=ckpt, deadline=deadline)
+    if result.paused:
+        raise TrainingPaused(f"base {out} paused after epoch {result.epochs_run}/{t.epochs} "
+                             f"({max_minutes} min budget); run the same command again to continue")
     model = model.cpu().eval()
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / f".{WEIGHTS}.tmp"))
     os.replace(out / f".{WEIGHTS}.tmp", out / WEIGHTS)
@@ -343,7 +354,7 @@ def import_checkpoint(checkpoint: str | os.PathLike, family: str, model_config: 
     from safetensors.torch import save_file
 
     from edgetune import __version__
-    from edgetune.data import VOCABULARY, load_dataset
+    from edgetune.data import VOCABULARY, load_validated_dataset
     from edgetune.knobs import Knobs
     from edgetune.model import build_model
     from edgetune.train.trainer import feature_stats
@@ -359,7 +370,7 @@ def import_checkpoint(checkpoint: str | os.PathLike, family: str, model_config: 
     state = _read_state_dict(src)
     model = build_model(family, Knobs(bits=32, chunk_ms=export_chunk_ms), model_config)
     absent = load_weights_checked(model, state, f"base checkpoint {src}")
-    splits = load_dataset(dataset, progress=progress)
+    splits = load_validated_dataset(dataset, progress=progress)
     train_set = _examples(splits.train, progress)
     if "feat_mean" in absent or "feat_std" in absent:
         log(f"{src} has no feature statistics: computing them from {dataset!r} train")
@@ -384,9 +395,3 @@ def import_checkpoint(checkpoint: str | os.PathLike, family: str, model_config: 
     return BaseModel(out, json.loads((out / CARD).read_text(encoding="utf-8")))
 
 
-def weights_digest(state: dict[str, Any]) -> str:
-    """A short digest of a state dict's names and shapes (for cache keys)."""
-    h = hashlib.sha256()
-    for k in sorted(state):
-        h.update(f"{k}:{tuple(state[k].shape)}".encode())
-    return h.hexdigest()[:16]

@@ -35,15 +35,21 @@ LIMIT_KEYS: dict[str, str] = {
     "p50_ms": "ms", "p90_ms": "ms", "p99_ms": "ms", "mean_ms": "ms", "rtf": "", "size_bytes": "B",
     "gzip_bytes": "B", "peak_rss_bytes": "B", "algorithmic_latency_ms": "ms", "wer": "",
 }
-SETTING_KEYS = ("noise_floor_pct", "confidence", "regression_on", "bootstrap_resamples", "seed")
+SETTING_KEYS = ("noise_floor_pct", "confidence", "regression_on", "bootstrap_resamples", "seed", "min_effect_pct",
+                "detect_pct")
 VALID_KEYS = tuple(LIMIT_KEYS) + SETTING_KEYS
 DEFAULT_NOISE_FLOOR_PCT = 5.0
 DEFAULT_REGRESSION_ON = ("p50", "p90")
+# run-level modes (stored baseline of several runs, history): calibrated in benchmarks/bench_gate.py
+DEFAULT_RUN_REGRESSION_ON = ("p50",)
+DEFAULT_MIN_EFFECT_PCT = 5.0
+DEFAULT_DETECT_PCT = 10.0
+EXIT_NOISY = 3
 
 
 @dataclass
 class Outcome:
-    """One check: a JUnit testcase. ``status`` is pass, fail or skip."""
+    """One check: a JUnit testcase. ``status`` is pass, fail, skip or noisy (too noisy to gate)."""
 
     name: str
     status: str
@@ -76,6 +82,38 @@ class Results:
     def samples(self) -> list[float] | None:
         s = (self.bench or {}).get("samples_ms")
         return s if s else None
+
+    @property
+    def rounds(self) -> int:
+        return int((self.bench or {}).get("rounds") or 1)
+
+    @property
+    def reference_samples(self) -> list[float] | None:
+        return ((self.bench or {}).get("reference") or {}).get("samples_ms") or None
+
+    def run_values(self, stat: str, normalized: bool) -> list[float]:
+        """One value per run (bench round): its ``stat``, over the reference's p50 when ``normalized``."""
+        from edgetune.bench._gate import round_values
+
+        if not self.samples:
+            raise DataError(f"{self.path} has no latency samples ('samples_ms'); a regression check needs the "
+                            f"samples that `edgetune bench --json` writes")
+        try:
+            return list(round_values(self.samples, self.rounds, stat,
+                                     self.reference_samples if normalized else None))
+        except ValueError as exc:
+            raise DataError(f"{self.path}: {exc}") from None
+
+    def stability(self) -> dict[str, Any] | None:
+        """The bench result's stability score, or one computed from its samples."""
+        from edgetune.bench._gate import stability
+
+        if (self.bench or {}).get("stability"):
+            return self.bench["stability"]
+        if not self.samples:
+            return None
+        normalized = self.reference_samples is not None
+        return {**stability(self.run_values("p50", normalized), self.samples), "normalized": normalized}
 
 
 # ----------------------------------------------------------------------------- loading
@@ -229,17 +267,114 @@ def check_regression(results: Results, baseline: Results, budget: dict[str, Any]
     return out
 
 
+def _run_settings(budget: dict[str, Any]) -> dict[str, Any]:
+    return {"min_effect_pct": float(budget.get("min_effect_pct", DEFAULT_MIN_EFFECT_PCT)),
+            "detect_pct": float(budget.get("detect_pct", DEFAULT_DETECT_PCT)),
+            "confidence": float(budget.get("confidence", 0.95))}
+
+
+def _outcome(name: str, verdict: str, msg: str, details: dict[str, Any]) -> Outcome:
+    status = {"regression": "fail", "noisy": "noisy"}.get(verdict, "pass")
+    return Outcome(name, status, ("too noisy to gate: " if status == "noisy" else "") + msg, details)
+
+
+def check_stored_baseline(results: Results, baselines: list[Results], budget: dict[str, Any]) -> list[Outcome]:
+    """Stored-baseline mode: the candidate's runs against the pooled runs of the baseline file(s).
+
+    The baseline runs are the A/A noise model. Runs are normalized by the host-speed reference
+    when every file carries one (``bench --reference``), which removes the host's own drift.
+    """
+    from edgetune.bench._gate import compare_runs
+
+    normalized = all(r.reference_samples for r in (results, *baselines))
+    settings = _run_settings(budget)
+    out = []
+    for stat in budget.get("regression_on", DEFAULT_RUN_REGRESSION_ON):
+        base = [v for b in baselines for v in b.run_values(stat, normalized)]
+        cand = results.run_values(stat, normalized)
+        c = compare_runs(base, cand, stat, n_boot=int(budget.get("bootstrap_resamples", 2000)),
+                         seed=int(budget.get("seed", 0)), **settings)
+        unit = "x reference" if normalized else "ms"
+        msg = (f"{stat} {c.baseline:.4g} -> {c.candidate:.4g} {unit} over {c.runs[0]} -> {c.runs[1]} runs: "
+               f"{c.diff_pct:+.2f}% [{100 * c.confidence:g}% bounds {c.ci_low_pct:+.2f}%, {c.ci_high_pct:+.2f}%], "
+               f"min effect {c.min_effect_pct:g}%, detectable {c.detectable_pct:.1f}% (goal {c.detect_pct:g}%) "
+               f"-> {c.verdict}")
+        if c.verdict == "noisy":
+            msg += (f"; these runs cannot detect a {c.detect_pct:g}% slowdown: bench more --rounds"
+                    f"{'' if normalized else ' with --reference (baseline and results)'}, or use a quieter device")
+        out.append(_outcome(f"no {stat} regression vs stored baseline", c.verdict, msg,
+                            {**c.to_dict(), "mode": "stored-baseline", "normalized": normalized}))
+    return out
+
+
+def load_history(directory: str | os.PathLike, target: str | None) -> tuple[list[Results], list[str]]:
+    """Bench results in ``directory`` (``*.json``, oldest first by ``created``, then name) for ``target``."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise DataError(f"history directory {str(d)!r} does not exist; pass the folder holding earlier "
+                        f"main-branch `edgetune bench --json` results")
+    found, warnings = [], []
+    for path in sorted(d.glob("*.json")):
+        r = load_results(path)
+        if r.samples is None:
+            warnings.append(f"{path}: no latency samples, left out of the history")
+        elif r.target != target:
+            warnings.append(f"{path}: target {r.target!r}, not {target!r}, left out of the history")
+        else:
+            found.append(r)
+    found.sort(key=lambda r: ((r.bench or {}).get("created") or "", r.path))
+    return found, warnings
+
+
+def check_history(results: Results, history: list[Results], budget: dict[str, Any]) -> list[Outcome]:
+    """History mode: change points in the main-branch series, then the new result vs the current regime."""
+    from statistics import median
+
+    from edgetune.bench._gate import compare_to_history
+
+    normalized = bool(history) and all(r.reference_samples for r in (results, *history))
+    settings = _run_settings(budget)
+    out = []
+    for stat in budget.get("regression_on", DEFAULT_RUN_REGRESSION_ON):
+        series = [median(r.run_values(stat, normalized)) for r in history]
+        new = median(results.run_values(stat, normalized))
+        c = compare_to_history(series, new, stat, **settings)
+        unit = "x reference" if normalized else "ms"
+        cps = ", ".join(f"#{i} ({Path(history[i].path).name})" for i in c.change_points) or "none"
+        if c.regime_size < 4:
+            msg = (f"{c.regime_size} result(s) since the last change point (of {c.history}); the history needs "
+                   f">= 4 results of the current regime to gate")
+        else:
+            msg = (f"{stat} {c.regime:.4g} (median of the last {c.regime_size} of {c.history} results) -> "
+                   f"{c.candidate:.4g} {unit}: {c.diff_pct:+.2f}%, p = {c.p_value:.3g}, min effect "
+                   f"{c.min_effect_pct:g}%, detectable {c.detectable_pct:.1f}% (goal {c.detect_pct:g}%); "
+                   f"change points in the history: {cps} -> {c.verdict}")
+        out.append(_outcome(f"no {stat} regression vs history", c.verdict, msg,
+                            {**c.to_dict(), "mode": "history", "normalized": normalized}))
+    return out
+
+
 @dataclass
 class CheckReport:
-    """What ``edgetune check`` found: one outcome per check, warnings, and the results' target."""
+    """What ``edgetune check`` found: one outcome per check, warnings, the results' target and stability."""
 
     outcomes: list[Outcome]
     warnings: list[str]
     target: str | None
+    stability: dict[str, Any] | None = None
 
     @property
     def failed(self) -> int:
         return sum(o.status == "fail" for o in self.outcomes)
+
+    @property
+    def noisy(self) -> int:
+        return sum(o.status == "noisy" for o in self.outcomes)
+
+    @property
+    def exit_code(self) -> int:
+        """0 pass, 1 a budget or regression failed, 3 nothing failed but a gate was too noisy to decide."""
+        return 1 if self.failed else EXIT_NOISY if self.noisy else 0
 
 
 def pairing(a: Results, b: Results) -> dict[str, Any]:
@@ -255,11 +390,29 @@ def pairing(a: Results, b: Results) -> dict[str, Any]:
     return {"block": default_block(min(len(a.samples), len(b.samples))), "paired": False}
 
 
-def run_check(results_path: str, budgets_path: str | None = None, baseline_path: str | None = None,
-              aa_paths: tuple[str, str] | None = None) -> CheckReport:
-    """Every check for one results file. Raises EdgetuneError (exit 2) on bad input."""
-    if budgets_path is None and baseline_path is None:
-        raise ConfigError("nothing to check: pass --budgets FILE and/or --baseline FILE")
+def _device_warnings(results: Results, others: list[Results]) -> list[str]:
+    warnings = []
+    for other in others:
+        if other.target != results.target:
+            warnings.append(f"{other.path} was measured on target {other.target!r}, the results on "
+                            f"{results.target!r}: compare runs from the same device")
+        cpu_a = ((other.bench or {}).get("fingerprint") or {}).get("cpu_model")
+        cpu_b = ((results.bench or {}).get("fingerprint") or {}).get("cpu_model")
+        if cpu_a and cpu_b and cpu_a != cpu_b:
+            warnings.append(f"{other.path} ran on CPU {cpu_a!r}, the results on {cpu_b!r}")
+    return warnings
+
+
+def run_check(results_path: str, budgets_path: str | None = None, baseline_path: str | list[str] | None = None,
+              aa_paths: tuple[str, str] | None = None, history_dir: str | None = None) -> CheckReport:
+    """Every check for one results file. Raises EdgetuneError (exit 2) on bad input.
+
+    Against a baseline: the same-job paired test when both files come from one interleaved
+    job, or when the baseline holds a single run; the stored-baseline run test when the
+    baseline file(s) hold >= 2 runs in all. Against ``history_dir``: change-point detection.
+    """
+    if budgets_path is None and baseline_path is None and history_dir is None:
+        raise ConfigError("nothing to check: pass --budgets FILE, --baseline FILE and/or --history DIR")
     results = load_results(results_path)
     warnings: list[str] = []
     budget: dict[str, Any] = {}
@@ -268,18 +421,34 @@ def run_check(results_path: str, budgets_path: str | None = None, baseline_path:
         budget = budgets_for(load_budgets(budgets_path), results.target, str(budgets_path))
         outcomes += check_budgets(results, budget)
     if baseline_path is not None:
-        baseline = load_results(baseline_path)
+        paths = [baseline_path] if isinstance(baseline_path, (str, os.PathLike)) else list(baseline_path)
+        baselines = [load_results(p) for p in paths]
         aa = (load_results(aa_paths[0]), load_results(aa_paths[1])) if aa_paths else None
-        for other in [baseline, *(aa or ())]:
-            if other.target != results.target:
-                warnings.append(f"{other.path} was measured on target {other.target!r}, the results on "
-                                f"{results.target!r}: compare runs from the same device")
-            cpu_a = ((other.bench or {}).get("fingerprint") or {}).get("cpu_model")
-            cpu_b = ((results.bench or {}).get("fingerprint") or {}).get("cpu_model")
-            if cpu_a and cpu_b and cpu_a != cpu_b:
-                warnings.append(f"{other.path} ran on CPU {cpu_a!r}, the results on {cpu_b!r}")
-        outcomes += check_regression(results, baseline, budget, aa)
-    return CheckReport(outcomes, warnings, results.target)
+        warnings += _device_warnings(results, [*baselines, *(aa or ())])
+        for r in (results, *baselines):
+            if not r.samples or len(r.samples) < 2:
+                raise DataError(f"{r.path} has no latency samples ('samples_ms'); a regression check needs the "
+                                f"samples that `edgetune bench --json` writes")
+        if aa and len(baselines) > 1:
+            raise ConfigError("--aa measures a noise floor for one --baseline file; with several baseline runs the "
+                              "runs themselves are the noise model: drop --aa")
+        same_job = len(baselines) == 1 and pairing(baselines[0], results)["paired"]
+        if same_job or sum(b.rounds for b in baselines) < 2 or aa:
+            if not same_job:
+                warnings.append("the baseline holds one run: between-run noise is unmeasured, so this gate may "
+                                "pass or fail at random on a noisy host; store a baseline of several runs "
+                                "(`edgetune bench --rounds 10 --reference`) or bench both in one job")
+            outcomes += check_regression(results, baselines[0], budget, aa)
+        else:
+            if not all(r.reference_samples for r in (results, *baselines)):
+                warnings.append("not normalized by the host-speed reference (bench without --reference): "
+                                "a change of the host's speed between jobs reads as a change of the model")
+            outcomes += check_stored_baseline(results, baselines, budget)
+    if history_dir is not None:
+        history, notes = load_history(history_dir, results.target)
+        warnings += notes + _device_warnings(results, history[-1:])
+        outcomes += check_history(results, history, budget)
+    return CheckReport(outcomes, warnings, results.target, results.stability())
 
 
 # ----------------------------------------------------------------------------- JUnit
@@ -291,7 +460,7 @@ def write_junit(path: str | os.PathLike, outcomes: list[Outcome], *, suite: str 
     root = ET.Element("testsuites")
     ts = ET.SubElement(root, "testsuite", name=suite, tests=str(len(outcomes)),
                        failures=str(sum(o.status == "fail" for o in outcomes)), errors="0",
-                       skipped=str(sum(o.status == "skip" for o in outcomes)))
+                       skipped=str(sum(o.status in ("skip", "noisy") for o in outcomes)))
     if properties:
         props = ET.SubElement(ts, "properties")
         for k, v in properties.items():
@@ -301,8 +470,8 @@ def write_junit(path: str | os.PathLike, outcomes: list[Outcome], *, suite: str 
         if o.status == "fail":
             ET.SubElement(case, "failure", message=o.message, type="budget" if "regression" not in o.name
                           else "regression").text = json.dumps(o.details, sort_keys=True) if o.details else o.message
-        elif o.status == "skip":
-            ET.SubElement(case, "skipped", message=o.message)
+        elif o.status in ("skip", "noisy"):
+            ET.SubElement(case, "skipped", message=o.message, type=o.status)
         else:
             ET.SubElement(case, "system-out").text = o.message
     path = Path(path)

@@ -38,7 +38,8 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 def bench_model(model_path: str | os.PathLike, target: str = "local", *, threads: int = 1, runs: int = 200,
                 warmup: int = 20, cores: str | None = None, timeout_s: float = 600,
                 runner: str = "python", features: str | None = None, seed: int = 0,
-                perf_test: str | None = None, rounds: int = 1) -> dict[str, Any]:
+                perf_test: str | None = None, rounds: int = 1, reference: bool = False,
+                verify: bool = True) -> dict[str, Any]:
     """Time an edgetune streaming ONNX model on ``target``; return a JSON-serialisable result.
 
     Keys: ``latency_ms`` {p50, p90, p99, mean, std, min, max} of one chunk step, ``samples_ms``,
@@ -53,16 +54,19 @@ def bench_model(model_path: str | os.PathLike, target: str = "local", *, threads
     ``taskset -c`` for ``perf_test``). ``rounds`` > 1 starts the runner that many times (fresh
     process and session each time, ``runs`` samples each) and pools the samples, so the result
     covers between-process variation too. ``timeout_s`` bounds each runner invocation; setup
-    steps (mktemp, push, cleanup) have their own 60 s bound. Raises ArtifactError for a missing
+    steps (mktemp, push, cleanup) have their own 60 s bound. ``reference`` times the host-speed
+    reference model beside it (see :func:`bench_models`). Raises ArtifactError for a missing
     or non-edgetune model, ConfigError for bad settings, TargetError for transport/runner failures.
+    ``verify`` (default) refuses a model whose content digest no longer matches (modified after export).
     """
     return bench_models([model_path], target, threads=threads, runs=runs, warmup=warmup, cores=cores,
                         timeout_s=timeout_s, runner=runner, features=features, seed=seed, perf_test=perf_test,
-                        rounds=rounds)[0]
+                        rounds=rounds, reference=reference, verify=verify)[0]
 
 
 def bench_models(model_paths: list[str | os.PathLike], target: str = "local", *, rounds: int = 3,
-                 interleave: str = "block", block: int = 20, **settings: Any) -> list[dict[str, Any]]:
+                 interleave: str = "block", block: int = 20, reference: bool = False,
+                 **settings: Any) -> list[dict[str, Any]]:
     """Bench several models **interleaved** on one target, ``rounds`` times; one result per model.
 
     This is how to compare a candidate with its baseline on a noisy device: drift (clock
@@ -73,17 +77,30 @@ def bench_models(model_paths: list[str | os.PathLike], target: str = "local", *,
       results block by block (a paired test). Peak RSS comes from a short solo run per model.
     * ``interleave="process"``: each round runs one runner process per model, in turn.
 
-    Results carry pooled samples, per-round p50s (``round_p50_ms``) and ``interleave`` {job,
-    mode, block, rounds, index}. ``settings`` are :func:`bench_model`'s keyword arguments.
+    ``reference=True`` adds the fixed host-speed reference model (``edgetune.bench._reference``)
+    to the rotation (block mode) and attaches its samples to every result as ``reference``, so
+    ``edgetune check`` can compare runs from different jobs relative to the host's speed.
+
+    Results carry pooled samples, per-round p50s (``round_p50_ms``), a ``stability`` score over
+    the rounds (``edgetune.bench._gate.stability``) and ``interleave`` {job, mode, block, rounds,
+    index}. ``settings`` are :func:`bench_model`'s keyword arguments.
     """
     threads, runs, warmup = settings.get("threads", 1), settings.get("runs", 200), settings.get("warmup", 20)
     cores, timeout_s, runner = settings.get("cores"), settings.get("timeout_s", 600), settings.get("runner", "python")
     unknown = set(settings) - {"threads", "runs", "warmup", "cores", "timeout_s", "runner", "features", "seed",
-                               "perf_test"}
+                               "perf_test", "verify"}
     if unknown:
         raise ConfigError(f"unknown bench setting(s) {sorted(unknown)}")
     if not model_paths:
         raise ConfigError("bench_models needs at least one model path")
+    if reference:
+        if runner != "python" or interleave != "block":
+            raise ConfigError("reference=True needs the python runner and block interleaving (one process "
+                              f"alternates the model and the reference), but got runner={runner!r}, "
+                              f"interleave={interleave!r}")
+        from edgetune.bench._reference import reference_model
+
+        model_paths = [*model_paths, reference_model()]
     for name, value in (("rounds", rounds), ("block", block)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ConfigError(f"{name} must be an integer >= 1, but got {value!r}")
@@ -96,7 +113,7 @@ def bench_models(model_paths: list[str | os.PathLike], target: str = "local", *,
     models = []
     for model_path in model_paths:
         path = Path(model_path)
-        meta, external = read_model_metadata(path)
+        meta, external = read_model_metadata(path, verify=settings.get("verify", True))
         models.append((path, external, {
             "model": path.name, "model_path": str(path.resolve()), "size_bytes": file_size(path, external),
             "gzip_bytes": gzip_size(path, external), "algorithmic_latency_ms": algorithmic_latency_ms(meta),
@@ -146,6 +163,22 @@ def bench_models(model_paths: list[str | os.PathLike], target: str = "local", *,
                       interleave={"job": job, "mode": mode, "block": block if mode == "block" else None,
                                   "rounds": rounds, "index": i, "models": len(models)})
         results.append(result)
+    if reference:
+        from edgetune.bench._reference import REFERENCE, REFERENCE_NAME
+
+        ref = results.pop()
+        for result in results:
+            result["reference"] = {"model": REFERENCE_NAME, "spec": REFERENCE, "samples_ms": ref["samples_ms"],
+                                   "latency_ms": ref["latency_ms"]}
+    from edgetune.bench._gate import round_values, stability
+
+    for result in results:
+        ref = (result.get("reference") or {}).get("samples_ms")
+        try:
+            values = round_values(result["samples_ms"], rounds, reference=ref)
+        except ValueError:  # perf_test rounds of unequal length: score the pooled steps only
+            values = round_values(result["samples_ms"], 1)
+        result["stability"] = {**stability(values, result["samples_ms"]), "normalized": ref is not None}
     return results
 
 
@@ -172,8 +205,10 @@ def _pool_rounds(devices: list[dict[str, Any]], chunk_ms: float) -> dict[str, An
 # ----------------------------------------------------------------------------- model facts (host side)
 
 
-def read_model_metadata(path: Path) -> tuple[dict[str, Any], list[str]]:
-    """The ``edgetune`` metadata dict of an ONNX file and the names of its external data files."""
+def read_model_metadata(path: Path, verify: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """The ``edgetune`` metadata dict of an ONNX file and the names of its external data files.
+
+    ``verify`` also checks the content digest stored at export (ArtifactError if modified)."""
     if not path.is_file():
         raise ArtifactError(f"model file {str(path)!r} does not exist (or is not a file); pass the path of an "
                             f"exported edgetune .onnx file")
@@ -182,6 +217,10 @@ def read_model_metadata(path: Path) -> tuple[dict[str, Any], list[str]]:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError, ValueError, ... for a non-ONNX file
         raise ArtifactError(f"{str(path)!r} is not a readable ONNX file ({type(exc).__name__}: {exc})") from None
+    if verify:
+        from edgetune.export._integrity import verify_model
+
+        verify_model(path, model)
     props = {p.key: p.value for p in model.metadata_props}
     if "edgetune" not in props:
         raise ArtifactError(f"{str(path)!r} is not an edgetune model: it has no 'edgetune' metadata entry "

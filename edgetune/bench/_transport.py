@@ -21,6 +21,7 @@ Safety rules every transport follows:
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -39,6 +40,54 @@ SSH_OPTIONS = ("identity", "known_hosts", "python", "connect_timeout", "host_key
                "option", "tmpdir")
 ADB_OPTIONS = ("python", "tmpdir")
 SETUP_TIMEOUT_S = 60.0  # mktemp / push / cleanup steps
+
+#: ``option=Key=Value`` keys a target may pass to ssh/scp (lower case; ssh matches keys case-insensitively).
+#: None of them runs a local command, loads code, forwards anything or weakens host-key checking.
+SSH_ALLOWED_OPTIONS = frozenset({
+    "addressfamily", "bindaddress", "bindinterface", "canonicaldomains", "canonicalizefallbacklocal",
+    "canonicalizehostname", "canonicalizemaxdots", "ciphers", "compression", "connectionattempts",
+    "controlmaster", "controlpath", "controlpersist", "hostbasedacceptedalgorithms", "hostkeyalgorithms",
+    "hostkeyalias", "hostname", "identityagent", "ipqos", "kexalgorithms", "loglevel", "macs",
+    "preferredauthentications", "proxyjump", "pubkeyacceptedalgorithms", "pubkeyacceptedkeytypes",
+    "pubkeyauthentication", "rekeylimit", "serveraliveinterval", "serveralivecountmax", "tcpkeepalive",
+    "user", "verifyhostkeydns",
+})
+_SSH_KEY = re.compile(r"[A-Za-z][A-Za-z0-9]*")
+_SSH_HOP = re.compile(r"(ssh://)?([A-Za-z0-9._~-]+@)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(:[0-9]{1,5})?")
+
+
+def ssh_option(text: str, target: str) -> str:
+    """Check one ``option=Key=Value`` against :data:`SSH_ALLOWED_OPTIONS`; return ``Key=Value`` for ``-o``."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not _SSH_KEY.fullmatch(key):
+        raise TargetError(f"{target}: option must look like Key=Value (one ssh_config keyword, then =), "
+                          f"but got {text!r}")
+    if key.lower() not in SSH_ALLOWED_OPTIONS:
+        raise TargetError(f"{target}: ssh option {key!r} is not allowed (it could run a local command, "
+                          f"forward connections or weaken host-key checking); allowed: "
+                          f"{', '.join(sorted(SSH_ALLOWED_OPTIONS))}. Fix: drop it, or put it in ~/.ssh/config "
+                          f"if you trust it")
+    if any(ch in value for ch in "\n\r\0"):
+        raise TargetError(f"{target}: option {key} has a control character in its value {value!r}")
+    if key.lower() == "proxyjump" and value.strip().lower() != "none":
+        hops = value.strip().split(",")
+        if not all(_SSH_HOP.fullmatch(h) for h in hops):
+            raise TargetError(f"{target}: ProxyJump must be a comma-separated list of [user@]host[:port] "
+                              f"jump hosts, but got {value!r}")
+    return f"{key}={value.strip()}"
+
+
+def _known_hosts_file(path: str, target: str) -> str:
+    """``known_hosts=`` must name an existing regular file: /dev/null (or a missing file) with
+    accept-new would accept any host key on every connection."""
+    real = os.path.realpath(os.path.expanduser(path))
+    if not os.path.isfile(real):
+        why = "is not a regular file" if os.path.exists(real) else "does not exist"
+        raise TargetError(f"{target}: known_hosts={path!r} {why}; edgetune never turns host-key checking off. "
+                          f"Fix: ssh-keyscan -H HOST > known_hosts (check the key), or create an empty file "
+                          f"for host_key_checking=accept-new to fill on the first connection")
+    return path
 
 
 @dataclass
@@ -190,10 +239,13 @@ class SshTransport(Transport):
     an unknown or changed host key is an error). Query options (repeatable ``option``):
 
     ``identity=/path/key``       -i /path/key -o IdentitiesOnly=yes
-    ``known_hosts=/path``         -o UserKnownHostsFile=/path
+    ``known_hosts=/path``         -o UserKnownHostsFile=/path (an existing regular file, not /dev/null)
     ``host_key_checking=accept-new``  trust a host seen for the first time (a changed key still fails)
     ``connect_timeout=10``        seconds (default 10)
-    ``option=Key=Value``          any extra ``-o Key=Value`` (e.g. ``option=ProxyJump=bastion``)
+    ``option=Key=Value``          an extra ``-o Key=Value`` from :data:`SSH_ALLOWED_OPTIONS` (e.g.
+                                  ``option=ProxyJump=bastion``); options that run local commands
+                                  (ProxyCommand, LocalCommand, KnownHostsCommand, Match exec, ...)
+                                  or weaken host-key checking are refused
     ``python=/usr/bin/python3``   the remote interpreter (default: $EDGETUNE_REMOTE_PYTHON or python3)
     ``tmpdir=/data/tmp``          where the per-run directory is made (default: $TMPDIR or /tmp)
 
@@ -218,19 +270,25 @@ class SshTransport(Transport):
                 "-o", "ServerAliveCountMax=3"]
         if _last(options, "identity"):
             opts += ["-i", _last(options, "identity"), "-o", "IdentitiesOnly=yes"]
-        if _last(options, "known_hosts"):
-            opts += ["-o", f"UserKnownHostsFile={_last(options, 'known_hosts')}"]
+        self.known_hosts = _last(options, "known_hosts")
+        if self.known_hosts:
+            if os.path.normpath(self.known_hosts) in ("/dev/null", os.devnull):
+                _known_hosts_file(self.known_hosts, target)  # raises: /dev/null is not a regular file
+            opts += ["-o", f"UserKnownHostsFile={self.known_hosts}"]
         for extra in options.get("option", []):
-            if "=" not in extra:
-                raise TargetError(f"{target}: option must look like Key=Value, but got {extra!r}")
-            opts += ["-o", extra]
+            opts += ["-o", ssh_option(extra, target)]
         opts += shlex.split(os.environ.get("EDGETUNE_SSH_OPTIONS", ""))
         self.ssh = os.environ.get("EDGETUNE_SSH", "ssh")
         self.scp = os.environ.get("EDGETUNE_SCP", "scp")
         self.ssh_argv = [self.ssh, *opts] + (["-p", str(port)] if port else [])
         self.scp_argv = [self.scp, "-q", *opts] + (["-P", str(port)] if port else [])
 
+    def _check_known_hosts(self) -> None:
+        if self.known_hosts:
+            _known_hosts_file(self.known_hosts, self.target)
+
     def run(self, argv, timeout_s, *, cwd=None, what="run"):
+        self._check_known_hosts()
         cmd = remote_command(argv, cwd)
         res = run_bounded([*self.ssh_argv, "--", self.destination, cmd], timeout_s, what=f"{self.target}: {what}")
         if res.returncode == 255:
@@ -273,6 +331,7 @@ class SshTransport(Transport):
         self._scp(self._remote(remote_path), os.path.abspath(local_path), f"pull {remote_path}")
 
     def _scp(self, src: str, dst: str, what: str) -> None:
+        self._check_known_hosts()
         res = run_bounded([*self.scp_argv, "--", src, dst], SETUP_TIMEOUT_S, what=f"{self.target}: {what}")
         if res.returncode != 0:
             low = res.stderr.lower()
@@ -281,6 +340,7 @@ class SshTransport(Transport):
             raise TargetError(f"{self.target}: {what} failed (scp exit {res.returncode}): {res.stderr.strip()}")
 
     def make_tempdir(self):
+        self._check_known_hosts()
         base = self.tmpdir
         if base:
             script = f"mktemp -d {shlex.quote(base.rstrip('/') + '/edgetune.XXXXXXXX')}"

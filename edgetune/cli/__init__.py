@@ -20,6 +20,7 @@ COMMANDS = {
     "export": "export",
     "corpus": "corpus",
     "base": "base",
+    "data": "data",
     "ship": "ship",
 }
 
@@ -51,10 +52,25 @@ def main(argv: list[str] | None = None) -> int:
     except EdgetuneError as exc:
         print(f"edgetune {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # disk full, read-only or unwritable folder, I/O error: no traceback
+        print(f"edgetune {args.command}: error: {os_error_message(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"edgetune {args.command}: interrupted; finished work is kept on disk", file=sys.stderr)
         return 130
     return int(rc or 0)
+
+
+def os_error_message(exc: OSError) -> str:
+    """``cannot write PATH: No space left on device [Errno 28]. Fix: ...`` for an OSError from the machine."""
+    from edgetune.search._trials import infrastructure_hint
+
+    where = f" {exc.filename}" if exc.filename else ""
+    if exc.filename2:
+        where += f" -> {exc.filename2}"
+    what = exc.strerror or str(exc)
+    code = f" [Errno {exc.errno}]" if exc.errno else ""
+    return f"cannot use{where}: {what}{code}. Fix: {infrastructure_hint(exc)}, then run the command again"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,6 +23,8 @@ def register(subparsers) -> None:
     t.add_argument("--out", type=Path, default=None, help="base directory (default runs/base-<name>)")
     t.add_argument("--epochs", type=int, default=None, help="override train.epochs")
     t.add_argument("--device", default=None, help="override train.device (auto, cpu, cuda, cuda:N)")
+    t.add_argument("--max-minutes", type=float, default=None,
+                   help="pause after the epoch that crosses this wall time (exit 75); the same command resumes")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     t.set_defaults(func=run_train)
 
@@ -31,6 +33,7 @@ def run_train(args: argparse.Namespace) -> int:
     import dataclasses
 
     from edgetune.base import load_base_config, train_base
+    from edgetune.base._model import TrainingPaused
 
     config = load_base_config(str(args.config))
     train = config.train
@@ -41,7 +44,11 @@ def run_train(args: argparse.Namespace) -> int:
     config = dataclasses.replace(config, train=train)
     out = args.out or Path("runs") / f"base-{config.name}"
     command = "edgetune " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""
-    base = train_base(config, out, progress=not args.no_progress, command=command)
+    try:
+        base = train_base(config, out, progress=not args.no_progress, command=command, max_minutes=args.max_minutes)
+    except TrainingPaused as exc:
+        print(str(exc))
+        return 75  # EX_TEMPFAIL: not finished, nothing lost
     wer = ", ".join(f"{c} ms: test {v['test']:.4f}" for c, v in sorted(base.card["wer"].items(), key=lambda kv: int(kv[0])))
     print(f"base {base.path}: {base.card['params']:,} parameters; fp32 ONNX WER {wer}")
     return 0

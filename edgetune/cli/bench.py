@@ -39,6 +39,11 @@ def register(subparsers) -> None:
                    help="with --baseline-model: chunk steps per model before switching (default 20)")
     p.add_argument("--baseline-json", default=None, metavar="BASE.json",
                    help="where to write the baseline model's result (needs --baseline-model)")
+    p.add_argument("--reference", action="store_true",
+                   help="also time edgetune's fixed host-speed reference model in the same process, so "
+                        "`edgetune check` can compare with a baseline stored by another job (see docs/ci-budgets.md)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip the check of the content digest stored at export (bench a modified model anyway)")
     p.add_argument("--json", dest="json_out", default=None, metavar="OUT.json", help="write the full result here")
     p.set_defaults(func=run)
 
@@ -52,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     models = [args.model] + ([args.baseline_model] if args.baseline_model else [])
     results = bench_models(models, args.target, rounds=args.rounds, block=args.block, threads=args.threads,
                            runs=args.runs, warmup=args.warmup, cores=args.cores, timeout_s=args.timeout,
-                           runner=args.runner, features=args.features, perf_test=args.perf_test)
+                           runner=args.runner, features=args.features, perf_test=args.perf_test,
+                           reference=args.reference, verify=not args.no_verify)
     for result, out in zip(results, [args.json_out, args.baseline_json]):
         print(format_table(result))
         if out:
@@ -79,6 +85,13 @@ def format_table(r: dict) -> str:
     ]
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {v}" for k, v in rows]
+    st = r.get("stability")
+    if st:
+        cv = "n/a" if st["cv_pct"] is None else f"{st['cv_pct']:.1f}%"
+        mm = "n/a" if st["max_min"] is None else f"{st['max_min']:.2f}"
+        lines.append(f"{'stability':<{width}}  {st['score']:.0f}/100 ({st['rating']}): CV {cv} over {st['runs']} "
+                     f"run(s){' x reference' if st.get('normalized') else ''}, max/min {mm}, "
+                     f"p99/p50 {st['p99_p50']:.2f}")
     lines += [f"warning: {w}" for w in r.get("warnings", [])]
     return "\n".join(lines)
 

@@ -26,7 +26,7 @@ def register(subparsers) -> None:
     k.add_argument("--no-specaugment", action="store_true", help="train without SpecAugment")
     k.add_argument("--prune-schedule", default="oneshot", help="oneshot | gradual")
     d = p.add_mutually_exclusive_group()
-    d.add_argument("--preset", choices=["tiny", "smoke", "full"], default=None,
+    d.add_argument("--preset", choices=["tiny", "smoke", "grid", "base", "full"], default=None,
                    help="built-in eSpeak corpus (default smoke)")
     d.add_argument("--dataset", default=None, metavar="PATH", help="a dataset folder (manifests or LibriSpeech)")
     t = p.add_argument_group("training")
@@ -37,6 +37,11 @@ def register(subparsers) -> None:
     t.add_argument("--family", default="conformer_lite", help="model family (default conformer_lite)")
     t.add_argument("--model-config", default=None, metavar="JSON",
                    help='overrides of the family config, e.g. \'{"d_model": 192, "n_layers": 4}\'')
+    t.add_argument("--base", default=None, metavar="DIR",
+                   help="derive the candidate from this base directory (e.g. models/demo): prune, QAT, distil")
+    t.add_argument("--init", choices=["base", "scratch"], default="base",
+                   help="with --base: derive from it (default) or train from scratch at its architecture")
+    t.add_argument("--distill", type=float, default=0.5, help="with --base: KL weight of distillation (0 = off)")
     b = p.add_argument_group("benchmark")
     b.add_argument("--target", default="local", help="where latency is measured (local, ssh://, adb://)")
     b.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads when timing")
@@ -73,11 +78,15 @@ def run(args: argparse.Namespace) -> int:
     dataset = args.dataset or args.preset or "smoke"
     result = run_candidate(knobs, Path(args.out), dataset=dataset, train=train, target=args.target,
                            bench_threads=args.threads, bench_runs=args.runs, family=args.family,
-                           progress=not args.quiet, model_config=overrides)
+                           progress=not args.quiet, model_config=overrides, base=args.base, init=args.init,
+                           distill_weight=args.distill)
     lat = result["latency_ms"]
     print(f"WER {result['wer']:.3f} (PyTorch {result['wer_torch']:.3f}, worst group {result['worst_group_wer']:.3f})"
           f" | latency/chunk p50 {lat['p50']:.3f} ms p90 {lat['p90']:.3f} ms | RTF {result['rtf']:.4f}"
           f" | {result['size_bytes']:,} B | parity {result['parity']['identical_fraction']:.2f}"
           f" | params {result['params']:,} | trained {result['train_seconds']:.0f} s on {result['device']}")
+    if result.get("wer_base") is not None:
+        print(f"from base {result['base']['name']}: base WER {result['wer_base']:.3f} | quantization cost "
+              f"{result['quant_cost']:+.3f} | export error {result['export_error']:+.3f}")
     print(f"wrote {Path(args.out) / 'model.onnx'} and {Path(args.out) / 'result.json'}")
     return 0

@@ -17,7 +17,8 @@ def register(subparsers) -> None:
         description="Run an Optuna study over bits, sparsity, depth multiplier and chunk size; every trial "
                     "trains, exports and measures one streaming ONNX model. Running the same command again "
                     "resumes the study: finished trials are kept, interrupted ones are retried.",
-        epilog="Exit codes: 0 ok, 2 invalid config, incompatible study directory or storage error.")
+        epilog="Exit codes: 0 ok, 1 every trial failed, 2 invalid config, incompatible study directory, "
+               "storage or infrastructure error (disk full: the interrupted trial is retried on resume).")
     p.add_argument("--config", required=True, help="study config (YAML), e.g. configs/smoke.yaml")
     p.add_argument("--study-dir", default=None,
                    help="where the study lives: study.yaml, journal.log, trials/<n>/model.onnx, report/ "
@@ -44,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from edgetune.search import SimulatedRunner, load_config, run_study
 
     config = load_config(args.config)
+    _check_inputs(config, args.config)
     changes = {}
     if args.storage is not None:
         changes["storage"] = args.storage
@@ -70,7 +72,23 @@ def run(args: argparse.Namespace) -> int:
 
         report = build_report(study_dir, config=config)
         print(f"report: {report / 'index.html'}")
+    if summary.all_failed:
+        print(f"error: every trial failed ({summary.failed} of {summary.finished}); the first: "
+              f"{summary.first_failure[:500]}. Fix that cause (see {study_dir / 'report'} or "
+              f"`edgetune report --study-dir {study_dir}`), then use a new --study-dir", file=sys.stderr)
+        return 1
     return 0
+
+
+def _check_inputs(config, source: str) -> None:
+    """Family, dataset and reachable budgets, before anything is created; the error names the file."""
+    from edgetune.search._config import check_config_inputs
+    from edgetune.search._space import KeyConfigError
+
+    try:
+        check_config_inputs(config)
+    except KeyConfigError as exc:
+        raise KeyConfigError(exc.path, f"{exc.detail} (in {source})") from None
 
 
 def _run_workers(args: argparse.Namespace, config, study_dir: Path, runner):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,15 @@ def register(subparsers) -> None:
     p.add_argument("--engine", choices=["edgetune", "sherpa-onnx"], default="edgetune",
                    help="edgetune's runner (default) or the real sherpa-onnx, for a side-by-side check "
                         "(an edgetune file is converted on the fly; see `edgetune ship`)")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip the check of the content digest stored at export (a modified model runs anyway)")
     p.set_defaults(func=run)
 
 
-def open_model(path: str | os.PathLike, threads: int = 1) -> Any:
-    """A StreamingModel for ``path``, or ArtifactError naming the file and the fix."""
+def open_model(path: str | os.PathLike, threads: int = 1, verify: bool = True) -> Any:
+    """A StreamingModel for ``path``, or ArtifactError naming the file and the fix.
+
+    ``verify`` checks the content digest stored at export first (a modified file is refused)."""
     from edgetune.bench.runner import StreamingModel
     from edgetune.export.metadata import METADATA_KEY
 
@@ -38,6 +43,12 @@ def open_model(path: str | os.PathLike, threads: int = 1) -> Any:
     if not p.is_file():
         raise ArtifactError(f"model file {str(p)!r} does not exist; pass the model.onnx written by "
                             f"`edgetune candidate --out DIR` (DIR/model.onnx) or by a study")
+    if verify:
+        from edgetune.export._integrity import verify_model
+
+        if verify_model(p) is None:
+            print(f"edgetune: warning: {p} carries no content digest (exported by an older edgetune); "
+                  "it cannot be checked for modification", file=sys.stderr)
     try:
         return StreamingModel(str(p), threads=threads)
     except ValueError as exc:  # the runner's "no edgetune metadata"
@@ -58,7 +69,8 @@ def transcribe_file(model: Any, audio: str | os.PathLike) -> str:
     return model.greedy_text(model.run_utterance(compute_fbank(wave, spec)))
 
 
-def transcribe_with_sherpa(model_path: str | os.PathLike, audio: list[str], threads: int = 1) -> list[str]:
+def transcribe_with_sherpa(model_path: str | os.PathLike, audio: list[str], threads: int = 1,
+                           verify: bool = True) -> list[str]:
     """sherpa-onnx's texts for ``audio``: a file from ``edgetune ship`` (tokens.txt beside it) is used
     as is, an edgetune model is converted to a temporary folder first."""
     import tempfile
@@ -67,7 +79,7 @@ def transcribe_with_sherpa(model_path: str | os.PathLike, audio: list[str], thre
     from edgetune.export.sherpa import export_sherpa, tail_padding_samples
     from edgetune.ship import decode_with_sherpa
 
-    model = open_model(model_path, threads=threads)
+    model = open_model(model_path, threads=threads, verify=verify)
     with tempfile.TemporaryDirectory(prefix="edgetune-sherpa-") as tmp:
         if model.meta.get("extra", {}).get("sherpa_onnx"):
             path, tokens = Path(model_path), Path(model_path).with_name("tokens.txt")
@@ -86,10 +98,11 @@ def transcribe_with_sherpa(model_path: str | os.PathLike, audio: list[str], thre
 
 def run(args: argparse.Namespace) -> int:
     if args.engine == "sherpa-onnx":
-        for audio, text in zip(args.audio, transcribe_with_sherpa(args.model, args.audio, args.threads)):
+        for audio, text in zip(args.audio, transcribe_with_sherpa(args.model, args.audio, args.threads,
+                                                                    verify=not args.no_verify)):
             print(json.dumps({"audio": audio, "text": text}) if args.json else f"{audio}\t{text}")
         return 0
-    model = open_model(args.model, threads=args.threads)
+    model = open_model(args.model, threads=args.threads, verify=not args.no_verify)
     for audio in args.audio:
         text = transcribe_file(model, audio)
         print(json.dumps({"audio": audio, "text": text}) if args.json else f"{audio}\t{text}")

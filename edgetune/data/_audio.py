@@ -94,6 +94,16 @@ def audio_duration(path: str | os.PathLike) -> float:
     return info.frames / float(info.samplerate)
 
 
+def audio_info_rate(path: str | os.PathLike) -> int:
+    """The file's own sample rate from its header (DataError naming the file if unreadable)."""
+    import soundfile as sf
+
+    try:
+        return int(sf.info(str(path)).samplerate)
+    except Exception as exc:
+        raise DataError(f"audio file {path} is unreadable ({exc}); re-create or re-download it") from None
+
+
 def write_wav(path: str | os.PathLike, wave: np.ndarray, sample_rate: int = 16000) -> None:
     """Write 16-bit PCM WAV atomically (temporary file, then os.replace)."""
     import soundfile as sf

@@ -87,6 +87,8 @@ PRESETS: dict[str, CorpusPreset] = {
     "smoke": CorpusPreset("smoke", train=320, dev=40, test=60),
     # grid: the fixed protocol of the tabulated GPU benchmark (benchmarks/gpu_grid.py), ~3.5 h
     "grid": CorpusPreset("grid", train=6_000, dev=300, test=500, shard_size=250),
+    # base: what the base models are trained on (~13 h), test >= 1,500 utterances of unseen voices
+    "base": CorpusPreset("base", train=24_000, dev=500, test=1_500, shard_size=250),
     "full": CorpusPreset("full", train=95_000, dev=1_500, test=1_500, shard_size=250),
 }
 

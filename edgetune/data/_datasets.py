@@ -23,6 +23,8 @@ a warning. Groups: the manifest's ``group``/``speaker``; for LibriSpeech the spe
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import os
 import random
@@ -30,13 +32,15 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from edgetune.data._audio import audio_duration, load_audio
+import numpy as np
+
+from edgetune.data._audio import audio_duration, audio_info_rate, load_audio
 from edgetune.data._corpus import PRESETS, build_corpus
 from edgetune.data._manifest import SPLITS, DatasetSplits, Utterance, read_manifest
-from edgetune.data._text import count_unknown_chars, normalize_text
+from edgetune.data._text import count_unknown_chars, encode, normalize_text
 from edgetune.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -126,14 +130,14 @@ def _read_librispeech_split(folder: Path, sex: dict[str, str]) -> list[Utterance
     entries = []  # (audio, text, speaker, uid)
     for trans in sorted(folder.glob("*/*/*.trans.txt")):
         speaker = trans.parent.parent.name
-        for line in trans.read_text(encoding="utf-8", errors="replace").splitlines():
+        for lineno, line in enumerate(trans.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
             if line.strip():
                 uid, _, text = line.strip().partition(" ")
-                entries.append((trans.parent / f"{uid}.flac", text, speaker, uid))
+                entries.append((trans.parent / f"{uid}.flac", text, speaker, uid, f"{trans}:{lineno}"))
     with ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 1) * 2)) as pool:  # header reads: I/O bound
         durations = list(pool.map(_duration_or_zero, [e[0] for e in entries]))
-    return [Utterance(str(audio), duration, text, sex.get(speaker, speaker), uid)
-            for (audio, text, speaker, uid), duration in zip(entries, durations)]
+    return [Utterance(str(audio), duration, text, sex.get(speaker, speaker), uid, where)
+            for (audio, text, speaker, uid, where), duration in zip(entries, durations)]
 
 
 def is_librispeech(root: Path) -> bool:
@@ -178,42 +182,141 @@ def load_dataset(spec: str | os.PathLike, cache_dir: Path | None = None, seed: i
                     "(<split>/<speaker>/<chapter>/*.trans.txt with .flac files)")
 
 
-def _problem(u: Utterance, sample_rate: int) -> str | None:
-    """Why this utterance cannot be used, or None."""
-    if not u.text.strip():
-        return "no transcript"
+def check_dataset_spec(spec: str | os.PathLike) -> None:
+    """Fail fast (DataError) unless ``spec`` is a preset or a folder in a layout :func:`load_dataset`
+    reads; reads no audio and builds nothing, so a study config is checked in milliseconds."""
+    if isinstance(spec, str) and spec in PRESETS:
+        return
+    root = Path(spec).expanduser()
+    if not root.is_dir():
+        what = "a file, not a folder" if root.exists() else "no such folder"
+        raise DataError(f"dataset {str(spec)!r} is neither a preset ({', '.join(PRESETS)}) nor a folder ({what}). "
+                        f"Fix: name a preset, or a folder holding train/dev/test .jsonl manifests or a "
+                        f"LibriSpeech layout")
+    if not any(_find_manifest(root, s) for s in SPLITS) and not is_librispeech(root):
+        raise DataError(f"{os.path.abspath(root)} holds neither train/dev/test .jsonl manifests nor a LibriSpeech "
+                        "layout (<split>/<speaker>/<chapter>/*.trans.txt with .flac files). Fix: point dataset at "
+                        "the folder that holds train.jsonl (or the LibriSpeech root)")
+
+
+#: milliseconds per CTC output frame of the built-in family (x4 subsampling of 10 ms features)
+CTC_FRAME_MS = 40.0
+#: clips shorter than this are usable but suspicious (a warning in ``edgetune data check``)
+SHORT_CLIP_S = 0.3
+
+
+def ctc_frames_needed(text: str) -> int:
+    """Output frames CTC needs for ``text``: one per label plus a blank between repeated labels."""
+    ids = encode(normalize_text(text))
+    return len(ids) + sum(a == b for a, b in zip(ids, ids[1:]))
+
+
+@dataclass
+class AudioCheck:
+    """What checking one utterance found: an error (unusable), warnings, and the file's facts."""
+
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    native_rate: int | None = None
+    seconds: float | None = None
+
+
+def check_utterance(u: Utterance, sample_rate: int = 16000, ctc_frame_ms: float = CTC_FRAME_MS) -> AudioCheck:
+    """Decode one utterance's audio and check it against its manifest line.
+
+    Errors: no transcript, missing, unreadable, NaN samples, empty, wrong duration (more than
+    0.1 s off), too short for CTC at ``ctc_frame_ms`` per output frame. Warnings: shorter than
+    0.3 s, digital silence.
+    """
+    out = AudioCheck()
+    if not u.text.strip() or not normalize_text(u.text):
+        out.error = "no transcript" if not u.text.strip() else "no transcript (no vocabulary characters)"
+        return out
     if not os.path.exists(u.audio_filepath):
-        return "missing"
+        out.error = "missing"
+        return out
     try:
+        out.native_rate = audio_info_rate(u.audio_filepath)
         wave = load_audio(u.audio_filepath, sample_rate)
     except DataError as exc:
         msg = str(exc)
-        return "unreadable: " + msg.split("unreadable (", 1)[-1].rsplit(")", 1)[0] if "unreadable (" in msg else msg
+        out.error = ("unreadable: " + msg.split("unreadable (", 1)[-1].rsplit(")", 1)[0]
+                     if "unreadable (" in msg else msg)
+        return out
+    out.seconds = wave.size / sample_rate
     if wave.size == 0:
-        return "empty (0 samples)"
-    actual = wave.size / sample_rate
-    if abs(actual - u.duration) > DURATION_TOLERANCE_S:
-        return f"wrong duration: manifest says {u.duration:.3f} s, file has {actual:.3f} s"
-    return None
+        out.error = "empty (0 samples)"
+        return out
+    if abs(out.seconds - u.duration) > DURATION_TOLERANCE_S:
+        out.error = f"wrong duration: manifest says {u.duration:.3f} s, file has {out.seconds:.3f} s"
+        return out
+    frames = int(out.seconds * 1000.0 // ctc_frame_ms)
+    needed = ctc_frames_needed(u.text)
+    if frames < needed:
+        out.error = (f"too short for CTC: {out.seconds:.3f} s gives {frames} output frame(s) at {ctc_frame_ms:g} ms, "
+                     f"the transcript needs at least {needed}")
+        return out
+    if out.seconds < SHORT_CLIP_S:
+        out.warnings.append(f"very short clip ({out.seconds:.3f} s)")
+    if not np.any(wave):
+        out.warnings.append("digital silence (every sample is 0)")
+    return out
+
+
+def _problem(u: Utterance, sample_rate: int) -> str | None:
+    """Why this utterance cannot be used, or None."""
+    return check_utterance(u, sample_rate).error
+
+
+def _key(splits: DatasetSplits, sample_rate: int) -> str:
+    h = hashlib.sha256(f"{splits.name}|{sample_rate}".encode())
+    for s in SPLITS:
+        for u in splits.split(s):
+            h.update(f"{s}|{u.audio_filepath}|{u.duration}|{u.text}\n".encode())
+            with contextlib.suppress(OSError):
+                st = os.stat(u.audio_filepath)
+                h.update(f"{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()
+
+
+_VALIDATED: set[str] = set()  # datasets this process has already checked (a study calls once per trial)
 
 
 def validate_dataset(splits: DatasetSplits, sample_rate: int = 16000, workers: int | None = None) -> None:
     """Decode every audio file and check it; raise one DataError listing each bad file and why.
 
     Reasons: missing, unreadable (with the decoder's message), empty, wrong duration (manifest
-    vs file differ by more than 0.1 s), no transcript. Nothing is skipped: a bad file fails
-    the run before training starts, and the message lists what to fix or remove from the
-    manifest. Stereo and other sample rates are fine (downmixed and resampled on load).
+    vs file differ by more than 0.1 s), too short for CTC, no transcript. Nothing is skipped: a
+    bad file fails the run before training starts, and the message lists what to fix or remove
+    from the manifest. Stereo and other sample rates are fine (downmixed and resampled on load).
+    A dataset that passed once in this process (same files, sizes and times) is not decoded again.
     """
+    key = _key(splits, sample_rate)
+    if key in _VALIDATED:
+        return
     items = [(s, u) for s in SPLITS for u in splits.split(s)]
     with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
         problems = list(pool.map(lambda item: _problem(item[1], sample_rate), items))
     bad = [(s, u, why) for (s, u), why in zip(items, problems) if why]
     if not bad:
+        _VALIDATED.add(key)
         return
     counts = Counter(why.split(":")[0] for _, _, why in bad)
-    lines = [f"  [{s}] {u.audio_filepath} (id {u.id or '-'}): {why}" for s, u, why in bad[:200]]
+    lines = [f"  [{s}] {u.audio_filepath} (id {u.id or '-'}): {why}{f' [{u.source}]' if u.source else ''}"
+             for s, u, why in bad[:200]]
     more = f"\n  ... and {len(bad) - 200} more" if len(bad) > 200 else ""
     raise DataError(f"dataset {splits.name}: {len(bad)} of {len(items)} utterances are unusable "
                     f"({', '.join(f'{k}: {n}' for k, n in counts.most_common())}); fix or remove them "
-                    f"from the manifest:\n" + "\n".join(lines) + more)
+                    f"from the manifest (`edgetune data check {splits.root}` lists every problem):\n"
+                    + "\n".join(lines) + more)
+
+
+def load_validated_dataset(spec: str | os.PathLike, cache_dir: Path | None = None, seed: int = 0,
+                           progress: bool = True) -> DatasetSplits:
+    """:func:`load_dataset`, then, for a dataset folder, :func:`validate_dataset` (every file decoded
+    and checked before any training; the built-in presets are checked when they are built).
+    What ``candidate``, ``search`` and ``base train`` load."""
+    splits = load_dataset(spec, cache_dir=cache_dir, seed=seed, progress=progress)
+    if not (isinstance(spec, str) and spec in PRESETS):
+        validate_dataset(splits)
+    return splits

@@ -35,6 +35,7 @@ class Utterance:
     text: str  # normalised transcript (vocabulary characters only)
     group: str  # voice / speaker group, for per-group WER
     id: str = ""
+    source: str = field(default="", compare=False)  # "manifest:line" it was read from, for error messages
 
 
 @dataclass(frozen=True)
@@ -79,29 +80,43 @@ def _utterance_from_record(rec: Any, where: str, base: Path) -> Utterance:
         raise DataError(f"{where}: text must be a string, got {text!r}")
     group = rec.get("group", rec.get("speaker", ""))
     full = path if os.path.isabs(path) else os.path.normpath(base / path)
-    return Utterance(full, duration, text, "" if group is None else str(group), str(rec.get("id", "")))
+    return Utterance(full, duration, text, "" if group is None else str(group), str(rec.get("id", "")), where)
 
 
-def read_manifest(path: str | os.PathLike) -> list[Utterance]:
-    """Read a JSONL manifest; a bad line raises DataError naming the file, the line and the problem."""
+def read_manifest(path: str | os.PathLike, problems: list[tuple[str, str]] | None = None) -> list[Utterance]:
+    """Read a JSONL manifest; a bad line raises DataError naming the file, the line and the problem.
+
+    With a ``problems`` list, bad lines are appended to it as ``("file:line", why)`` and skipped
+    instead, so a checker can report every one of them.
+    """
     path = Path(path)
     base = Path(os.path.abspath(path.parent))
     try:
-        handle = open(path, encoding="utf-8")
+        handle = open(path, "rb")
     except OSError as exc:
         raise DataError(f"cannot read manifest {path}: {exc.strerror or exc}") from None
     utts = []
     with handle:
-        for lineno, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
+        for lineno, raw in enumerate(handle, 1):
             where = f"{path}:{lineno}"
             try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); "
-                                "each line must be one JSON object") from None
-            utts.append(_utterance_from_record(rec, where, base))
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DataError(f"{where}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                                    "save the manifest as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+                if not line.strip():
+                    continue
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); "
+                                    "each line must be one JSON object") from None
+                utts.append(_utterance_from_record(rec, where, base))
+            except DataError as exc:
+                if problems is None:
+                    raise
+                problems.append((where, str(exc).removeprefix(f"{where}: ")))
     return utts
 
 

@@ -216,7 +216,12 @@ def set_metadata(model: onnx.ModelProto, props: dict[str, str]) -> None:
 
 
 def save_atomic(model: onnx.ModelProto, path: str | os.PathLike) -> int:
-    """Serialize to ``path`` via a temporary file and os.replace; returns the size in bytes."""
+    """Serialize to ``path`` via a temporary file and os.replace; returns the size in bytes.
+
+    Stamps the content digest first (:mod:`edgetune.export._integrity`)."""
+    from edgetune.export._integrity import stamp
+
+    stamp(model)
     path = os.fspath(path)
     data = model.SerializeToString()
     tmp = f"{path}.tmp{os.getpid()}"

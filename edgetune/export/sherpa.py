@@ -275,6 +275,9 @@ def export_sherpa(source: str | os.PathLike, out_dir: str | os.PathLike, *, mode
         model = onnx.load(str(source))
     except Exception as exc:
         raise ExportError(f"{str(source)!r} is not a readable ONNX file: {exc}") from None
+    from edgetune.export._integrity import verify_model
+
+    verify_model(source, model)  # a source modified after export is refused (ArtifactError)
     meta = {p.key: p.value for p in model.metadata_props}
     if METADATA_KEY not in meta:
         raise ExportError(f"{str(source)!r} has no '{METADATA_KEY}' metadata: not an edgetune streaming model "

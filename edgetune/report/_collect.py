@@ -28,6 +28,9 @@ MIN_TRIALS_FOR_IMPORTANCE = 4
 BASE_COLUMNS = ["number", "state", "feasible", "pareto", "baseline"]
 TAIL_COLUMNS = ["artifact", "sha256", "host", "train_seconds", "trial_seconds", "gpu_seconds", "gpu_energy_j", "duplicate_of", "retry_of", "retried_as",
                 "stopped_at_rung", "fail_type", "fail_reason", "datetime_start", "datetime_complete"]
+#: export fidelity (derived candidates): quant_cost = fake-quant PyTorch WER - the float base's WER,
+#: export_error = the ONNX file's WER - the fake-quant PyTorch WER (same test set, same chunk)
+FIDELITY_COLUMNS = ["wer_torch", "wer_base", "quant_cost", "export_error", "params", "init"]
 METRIC_COLUMNS = ["wer", "worst_group_wer", "latency_ms", "compute_p50_ms", "compute_p90_ms", "compute_p99_ms",
                   "algorithmic_latency_ms", "rtf", "size_bytes", "gzip_bytes", "peak_rss_bytes"]
 
@@ -80,6 +83,8 @@ def _row(t: Any, config: StudyConfig) -> dict[str, Any]:
         row[k] = knobs.get(k, t.params.get(k))
     for b in config.budgets:
         row[f"constraint_{b.name}"] = cons.get(b.name, math.nan)
+    for name in FIDELITY_COLUMNS:
+        row[name] = ua.get(name, math.nan) if t.state.name == "COMPLETE" else math.nan
     row["artifact"] = ua.get("artifact", "")
     row["sha256"] = ua.get("sha256", "")
     row["host"] = _host_name(ua.get("host"))
@@ -181,7 +186,7 @@ def collect(study: "optuna.Study", config: StudyConfig) -> ReportData:
         {"type": k[0], "reason": k[1], "count": len(v), "trials": v}
         for k, v in sorted(groups.items(), key=lambda kv: -len(kv[1]))
     ]
-    columns = BASE_COLUMNS + METRIC_COLUMNS + KNOB_COLUMNS + [f"constraint_{b.name}" for b in config.budgets] + TAIL_COLUMNS
+    columns = BASE_COLUMNS + METRIC_COLUMNS + FIDELITY_COLUMNS + KNOB_COLUMNS + [f"constraint_{b.name}" for b in config.budgets] + TAIL_COLUMNS
     table = pd.DataFrame(rows, columns=columns)
     states = Counter(r["state"] for r in rows)
     counts = {

@@ -12,7 +12,7 @@ from typing import Any
 from edgetune.report._collect import ReportData, metric_label
 
 FRONT_COLUMNS = ["number", "wer", "worst_group_wer", "latency_ms", "rtf", "size_bytes", "bits", "sparsity",
-                 "depth_multiplier", "chunk_ms", "artifact"]
+                 "depth_multiplier", "chunk_ms", "quant_cost", "export_error", "params", "artifact"]
 
 
 def _fmt(v: Any) -> str:

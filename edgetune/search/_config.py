@@ -88,12 +88,15 @@ class BenchConfig:
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    """The sampler and its few settings. ``enqueue_baseline`` queues the uncompressed model first."""
+    """The sampler and its few settings. ``enqueue_baseline`` queues the uncompressed model first;
+    ``enqueue`` lists more knob settings to try next, before the sampler decides (e.g. the int8
+    model at full width a team ships today)."""
 
     name: SamplerName = SamplerName.NSGA2
     population_size: int = 16
     n_startup_trials: int = 10
     enqueue_baseline: bool = True
+    enqueue: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -105,6 +108,10 @@ class SamplerConfig:
         _int("sampler.n_startup_trials", self.n_startup_trials, 0)
         if not isinstance(self.enqueue_baseline, bool):
             raise KeyConfigError("sampler.enqueue_baseline", f"must be true or false, but got {self.enqueue_baseline!r}")
+        enqueue = self.enqueue or ()
+        if isinstance(enqueue, Mapping) or not all(isinstance(e, Mapping) for e in enqueue):
+            raise KeyConfigError("sampler.enqueue", f"must be a list of knob mappings like [{{bits: 8}}], got {enqueue!r}")
+        object.__setattr__(self, "enqueue", tuple(dict(e) for e in enqueue))
 
 
 @dataclass(frozen=True)
@@ -148,6 +155,68 @@ class ReportConfig:
         object.__setattr__(self, "reference_point", clean)
 
 
+@dataclass(frozen=True)
+class BaseSection:
+    """``base:``: the trained model every trial is derived from. Exactly one of
+
+    - ``path``: a base directory (``models/demo``, or one made by ``edgetune base train``);
+    - ``checkpoint`` + ``family`` (+ ``model_config``): a team's own weights for a registered family
+      (safetensors, or a torch file read with ``weights_only=True``), imported into ``<study>/base``;
+    - ``train``: a base config mapping (as in ``edgetune base train``), trained once into
+      ``<study>/base`` as stage 0 and reused by every trial and worker.
+
+    ``init``: ``base`` (derive: prune, QAT fine-tune with distillation) or ``scratch`` (train
+    from random initialisation, for comparison). ``distill``: the KL term's weight in the
+    fine-tuning loss (0 turns distillation off); ``distill_temperature`` its temperature.
+    """
+
+    path: str | None = None
+    checkpoint: str | None = None
+    family: str | None = None
+    model_config: dict[str, Any] | None = None
+    train: dict[str, Any] | None = None
+    init: str = "base"
+    distill: float = 0.5
+    distill_temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        given = [k for k in ("path", "checkpoint", "train") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise KeyConfigError("base", f"needs exactly one of path, checkpoint or train, but got {given or 'none'}. "
+                                         "Fix: e.g. base: {path: models/demo}")
+        for key in ("path", "checkpoint"):
+            v = getattr(self, key)
+            if v is not None and (not isinstance(v, str) or not v.strip()):
+                raise KeyConfigError(f"base.{key}", f"must be a path, but got {v!r}")
+        if self.checkpoint is not None:
+            if not self.family:
+                raise KeyConfigError("base.family", "a checkpoint needs the registered family it belongs to")
+            from edgetune.model import get_family
+
+            try:
+                get_family(self.family).make_config(self.model_config or {})
+            except ConfigError as exc:
+                raise KeyConfigError("base.model_config" if "config key" in str(exc) else "base.family",
+                                     str(exc)) from None
+        if self.train is not None:
+            from edgetune.base import BaseConfig
+
+            try:
+                BaseConfig.from_dict(self.train, source="base.train")
+            except (ConfigError, TypeError) as exc:
+                raise KeyConfigError("base.train", str(exc)) from None
+        if self.init not in ("base", "scratch"):
+            raise KeyConfigError("base.init", f"must be 'base' or 'scratch', but got {self.init!r}")
+        w = _as_number("base.distill", self.distill)
+        if not 0.0 <= float(w) <= 1.0:
+            raise KeyConfigError("base.distill", f"must be a weight in [0, 1], but got {self.distill!r}")
+        t = _as_number("base.distill_temperature", self.distill_temperature)
+        if not float(t) > 0:
+            raise KeyConfigError("base.distill_temperature", f"must be > 0, but got {self.distill_temperature!r}")
+        object.__setattr__(self, "distill", float(w))
+        object.__setattr__(self, "distill_temperature", float(t))
+
+
 def _train_from_dict(d: Any) -> TrainSettings:
     valid = [f.name for f in dataclasses.fields(TrainSettings)]
     d = _check_keys(d, valid, "train")
@@ -179,6 +248,7 @@ class StudyConfig:
     report: ReportConfig = field(default_factory=ReportConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     precheck: bool = False
+    base: BaseSection | None = None
     version: int = CONFIG_VERSION
 
     def __post_init__(self) -> None:
@@ -237,6 +307,13 @@ class StudyConfig:
                 "latency-first rejection needs a latency or size budget (e.g. budgets: ['latency_ms <= 300']). "
                 "Fix: add one, or set precheck: false",
             )
+        for i, params in enumerate(self.sampler.enqueue):
+            unknown = sorted(set(params) - set(self.space.searched))
+            if unknown:
+                raise KeyConfigError(f"sampler.enqueue[{i}]", f"names knob(s) {unknown} that the space does not search "
+                                                              f"(searched: {self.space.searched})")
+            if not self.space.contains(params):
+                raise KeyConfigError(f"sampler.enqueue[{i}]", f"{params} lies outside the search space")
         if self.sampler.name is SamplerName.GRID:
             try:
                 grid = self.space.grid()
@@ -273,19 +350,22 @@ class StudyConfig:
             "budgets": [str(b) for b in self.budgets],
             "target": self.target[0] if len(self.target) == 1 else list(self.target),
             "bench": dataclasses.asdict(self.bench),
-            "sampler": {**dataclasses.asdict(self.sampler), "name": self.sampler.name.value},
+            "sampler": {**dataclasses.asdict(self.sampler), "name": self.sampler.name.value,
+                        "enqueue": [dict(e) for e in self.sampler.enqueue]},
             "storage": mask_url(self.storage) if (mask and self.storage) else self.storage,
             "report": {"reference_point": dict(self.report.reference_point) if self.report.reference_point else None},
             "scheduler": dataclasses.asdict(self.scheduler),
             "precheck": self.precheck,
         }
+        if self.base is not None:
+            d["base"] = {k: v for k, v in dataclasses.asdict(self.base).items() if v is not None}
         return d
 
     @classmethod
     def from_dict(cls, d: Any) -> "StudyConfig":
         valid = [f.name for f in dataclasses.fields(cls)]
         d = dict(_check_keys(d, valid, ""))
-        nested = ("space", "train", "budgets", "bench", "sampler", "report", "scheduler")
+        nested = ("space", "train", "budgets", "bench", "sampler", "report", "scheduler", "base")
         kw: dict[str, Any] = {k: v for k, v in d.items() if k not in nested}
         kw["space"] = SearchSpace.from_dict(d.get("space"))
         kw["train"] = _train_from_dict(d.get("train"))
@@ -303,6 +383,8 @@ class StudyConfig:
         kw["scheduler"] = SchedulerConfig(
             **_check_keys(d.get("scheduler"), [f.name for f in dataclasses.fields(SchedulerConfig)], "scheduler")
         )
+        if d.get("base") is not None:
+            kw["base"] = BaseSection(**_check_keys(d["base"], [f.name for f in dataclasses.fields(BaseSection)], "base"))
         if "target" in kw and kw["target"] is None:
             del kw["target"]
         return cls(**kw)
@@ -337,6 +419,42 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
             out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
         return out or {prefix: {}}
     return {prefix: d}
+
+
+def check_config_inputs(config: "StudyConfig") -> None:
+    """What ``__post_init__`` cannot check from the values alone, checked before a study (also a
+    ``--simulate`` one) is created: the model family is registered, the dataset is a preset or a
+    readable dataset folder, and no latency budget is below the smallest chunk's algorithmic
+    latency. Raises KeyConfigError naming the key. Not in ``__post_init__``, so a saved study
+    whose dataset moved can still be reported and exported."""
+    from edgetune.data._datasets import check_dataset_spec
+    from edgetune.errors import DataError
+    from edgetune.model import get_family
+
+    try:
+        get_family(config.family)
+    except ConfigError as exc:
+        raise KeyConfigError("family", f"{exc}. Fix: use one of those, or register yours first") from None
+    try:
+        check_dataset_spec(config.dataset)
+    except DataError as exc:
+        raise KeyConfigError("dataset", str(exc)) from None
+    base = config.base
+    if base is not None and base.path is not None and not Path(base.path).expanduser().is_dir():
+        raise KeyConfigError("base.path", f"{base.path!r} is not a directory. Fix: point it at a base directory "
+                                          "(models/demo) or train one with `edgetune base train`")
+    if base is not None and base.checkpoint is not None and not Path(base.checkpoint).expanduser().is_file():
+        raise KeyConfigError("base.checkpoint", f"{base.checkpoint!r} does not exist")
+    smallest_chunk = min(config.space.specs["chunk_ms"].grid_values())
+    for i, b in enumerate(config.budgets):
+        if b.metric == "latency_ms" and b.op == "<=" and b.bound < smallest_chunk:
+            raise KeyConfigError(
+                f"budgets[{i}]",
+                f"budget '{b}' can never be met: latency_ms includes the algorithmic latency (the chunk, "
+                f"at least {smallest_chunk} ms in space.chunk_ms) on top of the compute time. Fix: raise the "
+                f"bound above {smallest_chunk} ms, add smaller chunks to space.chunk_ms, or budget "
+                f"compute_p90_ms instead",
+            )
 
 
 # ---- YAML files ----------------------------------------------------------------------
@@ -426,6 +544,7 @@ __all__ = [
     "SamplerName",
     "SchedulerConfig",
     "StudyConfig",
+    "check_config_inputs",
     "config_from_yaml",
     "config_to_yaml",
     "load_config",

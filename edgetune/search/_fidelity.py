@@ -113,6 +113,7 @@ def measure_before_training(trial: "optuna.trial.Trial", knobs: Knobs, ctx: "_Co
             bench_threads=cfg.bench.threads,
             bench_runs=cfg.bench.runs,
             bench_warmup=cfg.bench.warmup,
+            **{k: v for k, v in ctx.derived.items() if k in ("base", "init")},
         )
     finally:
         shutil.rmtree(where, ignore_errors=True)  # only the numbers are kept

@@ -99,6 +99,14 @@ class Budget:
             raise ConfigError(f"a budget compares with <= or >=, but got {self.op!r}")
         if not math.isfinite(self.bound):
             raise ConfigError(f"a budget bound must be a finite number, but got {self.bound!r}")
+        positive = METRICS[self.metric].role != "accuracy"  # latency, size, memory: never 0
+        if self.op == "<=" and (self.bound < 0 or (positive and self.bound == 0)):
+            raise ConfigError(
+                f"budget '{self}' can never be met: {self.metric} is always "
+                f"{'> 0' if positive else '>= 0'}, so every trial would be over budget and the front "
+                f"empty. Fix: use a positive bound (e.g. '{self.metric} <= "
+                f"{'300' if self.metric == 'latency_ms' else '5e6' if positive else '0.5'}')"
+            )
 
     @classmethod
     def parse(cls, text: Any, path: str = "budgets") -> "Budget":

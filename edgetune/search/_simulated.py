@@ -36,6 +36,8 @@ def _knob_key(knobs: Mapping[str, Any]) -> str:
 class SimulatedRunner:
     """A callable with ``run_candidate``'s signature. See the module docstring."""
 
+    needs_base = False  # results are synthetic: no base model is loaded or trained
+
     def __init__(
         self,
         *,
@@ -107,6 +109,7 @@ class SimulatedRunner:
         family: str = "conformer_lite",
         progress: bool = True,
         on_epoch: Callable[..., Any] | None = None,
+        **derived: Any,   # base, init, distill_weight, ...: a simulated candidate ignores how it was made
     ) -> dict[str, Any]:
         self.calls.append(knobs)
         out_dir = Path(out_dir)
@@ -147,6 +150,7 @@ class SimulatedRunner:
         bench_threads: int = 1,
         bench_runs: int = 200,
         bench_warmup: int = 20,
+        **derived: Any,
     ) -> dict[str, Any]:
         """Like ``edgetune.pipeline.measure_untrained``: latency and size only (no WER)."""
         self.measured.append(knobs)

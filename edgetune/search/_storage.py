@@ -10,6 +10,7 @@ refused whichever of the two it meets first.
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -127,12 +128,17 @@ def repair_journal(path: Path) -> int:
     Optuna's journal reader skips an unterminated last line, but the next append would land
     after it and make every later line unreadable. Done under the journal's own lock.
     """
-    if not path.exists() or path.stat().st_size == 0:
-        return 0
+    if not path.exists() or path.stat().st_size == 0 or _ends_with_newline(path):
+        return 0  # nothing to repair: no lock taken, so a read-only study can still be read
     from optuna.storages.journal import JournalFileSymlinkLock
 
     lock = JournalFileSymlinkLock(str(path))
-    lock.acquire()
+    try:
+        lock.acquire()
+    except OSError as exc:
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return 0  # read-only: nobody can append here, and the reader skips the partial line
+        raise
     try:
         with open(path, "rb+") as f:
             size = f.seek(0, 2)
@@ -152,6 +158,12 @@ def repair_journal(path: Path) -> int:
             return size - keep
     finally:
         lock.release()
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, 2)
+        return f.read(1) == b"\n"
 
 
 def check_study_dir(config: StudyConfig, paths: StudyPaths) -> StudyConfig | None:
@@ -204,9 +216,13 @@ def open_study(config: StudyConfig, paths: StudyPaths, *, create: bool = True) -
             "Fix: check --study-dir / --storage, or run `edgetune search` first"
         ) from None
     except Exception as exc:
+        from edgetune.search._trials import infrastructure_error, infrastructure_hint
+
+        infra = infrastructure_error(exc)
+        fix = f". Fix: {infrastructure_hint(infra)}" if infra is not None else ""
         raise StudyError(
             f"cannot open study {config.study_name!r} in {storage_description(config, paths)}: "
-            f"{type(exc).__name__}: {exc}"
+            f"{type(exc).__name__}: {exc}{fix}"
         ) from None
     stored = study.user_attrs.get(CONFIG_ATTR)
     if stored is not None:  # the storage URL itself may differ (same database, another name for it)

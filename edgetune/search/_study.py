@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from edgetune.errors import ArtifactError, ConfigError, EdgetuneError, StudyError
 from edgetune.knobs import Knobs
-from edgetune.search._config import SamplerName, StudyConfig
+from edgetune.search._config import SamplerName, StudyConfig, check_config_inputs
 from edgetune.search._fidelity import (
     REJECTED_ATTR,
     STOPPED_AT_RUNG_ATTR,
@@ -54,6 +54,7 @@ from edgetune.search._trials import (
     ATTR_DUPLICATE,
     ATTR_FAIL,
     ATTR_FAIL_TYPE,
+    ATTR_INFRA,
     ATTR_INTERRUPTED,
     ATTR_RETRY_OF,
     ATTR_SHA,
@@ -61,6 +62,8 @@ from edgetune.search._trials import (
     Heartbeat,
     _state,
     front_numbers,
+    infrastructure_error,
+    infrastructure_hint,
     is_failed,
     is_finished,
     is_interrupted,
@@ -101,6 +104,12 @@ class StudySummary:
     front: list[int]
     new_trials: list[int] = field(default_factory=list)
     running_elsewhere: int = 0
+    first_failure: str = ""  # the fail_reason of the earliest failed trial, for the summary line
+
+    @property
+    def all_failed(self) -> bool:
+        """Every finished trial failed (none complete or pruned): the CLI exits non-zero."""
+        return self.failed > 0 and self.failed == self.finished
 
 
 #: attributes that describe one run of a trial, not its candidate (never copied to a duplicate)
@@ -175,6 +184,7 @@ class _Context:
     scheduler: TrialScheduler | None
     prefilter: Prefilter | None
     measurer: Measurer | None = None
+    derived: dict[str, Any] = field(default_factory=dict)   # base, init, distill: see search._base
 
 
 def _fail(study: "optuna.Study", trial: "optuna.trial.Trial", exc: BaseException, *, tb: bool = False) -> str:
@@ -246,6 +256,7 @@ def run_trial(study: "optuna.Study", trial: "optuna.trial.Trial", ctx: _Context)
             family=cfg.family,
             progress=ctx.show_runner_progress,
             on_epoch=epoch_hook(study, trial, ctx.scheduler),
+            **ctx.derived,
         )
     except KeyboardInterrupt:
         trial.set_user_attr(ATTR_INTERRUPTED, True)
@@ -255,6 +266,8 @@ def run_trial(study: "optuna.Study", trial: "optuna.trial.Trial", ctx: _Context)
         stopped = stopped_in_chain(exc)
         if stopped is not None:
             return _pruned(study, trial, knobs, f"epoch {stopped.epoch}")
+        if infrastructure_error(exc) is not None:
+            raise  # the machine failed, not the candidate: run_study keeps the trial for retry
         if isinstance(exc, EdgetuneError) or _is_oom(exc):
             return f"#{trial.number} FAIL {_short(knobs)}: {_fail(study, trial, exc)}"
         _fail(study, trial, exc, tb=True)  # a bug, not a bad candidate: record it, then stop
@@ -272,6 +285,31 @@ def run_trial(study: "optuna.Study", trial: "optuna.trial.Trial", ctx: _Context)
     study.tell(trial, values)
     shown = ", ".join(f"{n} {_num(v)}" for n, v in zip(cfg.objectives, values))
     return f"#{trial.number} ok   {_short(knobs)} -> {shown}{'' if feasible else ' (over budget)'} [{seconds:.0f}s]"
+
+
+def _retry_later(study: "optuna.Study", trial: "optuna.trial.Trial", exc: BaseException,
+                 log: Callable[[str], None]) -> None:
+    """An infrastructure failure (disk full, I/O error, lost database): not the candidate's fault.
+
+    The trial is marked interrupted (so it does not count and resume queues its knobs again) and
+    the study stops with a StudyError saying what to fix: every next trial would fail the same way.
+    """
+    from optuna.trial import TrialState
+
+    infra = infrastructure_error(exc) or exc
+    reason = f"{type(infra).__name__}: {infra}"[:2000]
+    try:
+        trial.set_user_attr(ATTR_INTERRUPTED, True)
+        trial.set_user_attr(ATTR_INFRA, reason)
+        study.tell(trial, state=TrialState.FAIL)
+    except Exception:  # the storage itself failed: the trial stays RUNNING and recovery retries it
+        pass
+    log(f"#{trial.number} stopped by an infrastructure error ({reason}); kept for retry")
+    raise StudyError(
+        f"trial #{trial.number} was stopped by the machine, not the candidate: {reason}. The trial does not "
+        f"count as failed and is retried when the study resumes. Fix: {infrastructure_hint(infra)}, then run "
+        f"the same command again"
+    ) from exc
 
 
 def _pruned(study: "optuna.Study", trial: "optuna.trial.Trial", knobs: Knobs, when: str) -> str:
@@ -383,6 +421,7 @@ def run_study(
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    check_config_inputs(config)  # family, dataset, reachable budgets: before the study dir is touched
     paths = StudyPaths(Path(study_dir))
     runner = runner or default_runner()
     scheduler = scheduler if scheduler is not None else build_scheduler(config)
@@ -390,8 +429,17 @@ def run_study(
         measurer = measurer or getattr(runner, "measure_untrained", None) or default_measurer()
     else:
         measurer = None
+    if runner_kind(runner) == "pipeline":
+        _check_dataset_files(config)  # every bad file listed before the first trial trains
     study = open_study(config, paths)
     check_runner_kind(study, runner)
+    derived: dict[str, Any] = {}
+    if config.base is not None:
+        from edgetune.search._base import prepare_base, runner_kwargs
+
+        # a runner that does not build models (the simulator, a table replay) says needs_base = False
+        base_dir = prepare_base(config, paths.root, progress=progress) if getattr(runner, "needs_base", True) else None
+        derived = runner_kwargs(config, base_dir or Path(config.base.path or paths.root / "base"))
     trials = study.get_trials(deepcopy=False)
     done = sum(is_finished(t) for t in trials)
     failed = sum(map(is_failed, trials))
@@ -403,10 +451,17 @@ def run_study(
         is_grid = config.sampler.name is SamplerName.GRID  # a grid contains the baseline already
         if config.sampler.enqueue_baseline and not trials and not is_grid:
             study.enqueue_trial(config.space.baseline_params(), user_attrs={ATTR_BASELINE: True})
+        if not trials and not is_grid:
+            baseline = config.space.baseline_params()
+            for params in config.sampler.enqueue:  # fixed knobs the user asked for first
+                study.enqueue_trial({**baseline, **params})
         study.sampler = make_sampler(config, len(study.get_trials(deepcopy=False)))
-        ctx = _Context(config, paths, runner, bar, progress, scheduler, prefilter, measurer)
+        ctx = _Context(config, paths, runner, bar, progress, scheduler, prefilter, measurer, derived)
         new: list[int] = []
         while max_new_trials is None or len(new) < max_new_trials:
+            if new:  # a worker that died meanwhile (killed helper, OOM kill): its trial is queued again now
+                recover_interrupted(study, bar.log)
+            _sweep_interrupted(study, paths)
             trials = study.get_trials(deepcopy=False)
             finished = sum(is_finished(t) for t in trials)
             running = sum(_state(t) == "RUNNING" for t in trials)
@@ -420,7 +475,12 @@ def run_study(
                 trial = study.ask()
             new.append(trial.number)
             with Heartbeat(study, trial):
-                line = run_trial(study, trial, ctx)
+                try:
+                    line = run_trial(study, trial, ctx)
+                except Exception as exc:
+                    if infrastructure_error(exc) is None:
+                        raise
+                    _retry_later(study, trial, exc, bar.log)
             trials = study.get_trials(deepcopy=False)
             bar.finished(
                 line,
@@ -437,6 +497,24 @@ def run_study(
     return summary
 
 
+def _sweep_interrupted(study: "optuna.Study", paths: StudyPaths) -> None:
+    """Remove the folders of interrupted trials: their retry runs under a new number, so what a
+    killed run left in ``trials/<n>/`` (often nothing) is never used."""
+    for t in study.get_trials(deepcopy=False):
+        if is_interrupted(t):
+            folder = paths.trial_dir(t.number)
+            if folder.is_dir():
+                shutil.rmtree(folder, ignore_errors=True)
+
+
+def _check_dataset_files(config: StudyConfig) -> None:
+    """Decode and check every file of a dataset folder (the built-in presets are checked when built)."""
+    from edgetune.data import PRESETS, load_validated_dataset
+
+    if config.dataset not in PRESETS:
+        load_validated_dataset(config.dataset, progress=False)  # seed 0, as the pipeline loads it
+
+
 def summarize(study: "optuna.Study", config: StudyConfig, paths: StudyPaths, new: list[int]) -> StudySummary:
     trials = study.get_trials(deepcopy=False)
     return StudySummary(
@@ -450,6 +528,7 @@ def summarize(study: "optuna.Study", config: StudyConfig, paths: StudyPaths, new
         front=front_numbers(study),
         new_trials=new,
         running_elsewhere=sum(_state(t) == "RUNNING" for t in trials),
+        first_failure=next((str(t.user_attrs.get(ATTR_FAIL, "")) for t in trials if is_failed(t)), ""),
     )
 
 

@@ -9,6 +9,7 @@ enqueued once more (``retry_of``) and it does not count.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import warnings
@@ -34,6 +35,17 @@ ATTR_BASELINE = "baseline"
 ATTR_STOPPED = STOPPED_AT_RUNG_ATTR
 ATTR_DUPLICATE = "duplicate_of"
 ATTR_CLAIMED = "training"  # set when a trial decides to train its knobs itself
+ATTR_INFRA = "infrastructure_error"  # why a trial was cut short by the machine, not the candidate (retried)
+
+#: OSError numbers that say the machine failed (disk full, I/O error, ...), not the candidate
+INFRA_ERRNOS = frozenset(getattr(errno, n) for n in (
+    "ENOSPC", "EDQUOT", "EIO", "EROFS", "EACCES", "EPERM", "ENOMEM", "EMFILE", "ENFILE", "ESTALE",
+    "ENOLINK", "ECONNRESET", "ECONNREFUSED", "ECONNABORTED", "ETIMEDOUT", "EPIPE", "EHOSTUNREACH",
+    "ENETUNREACH", "ENETDOWN") if hasattr(errno, n))
+_INFRA_TEXT = ("no space left on device", "disk quota exceeded", "input/output error", "read-only file system",
+               "[errno 28]", "[errno 5]", "server closed the connection", "connection to server",
+               "could not connect to server", "lost connection")
+_INFRA_TYPES = ("OperationalError", "InterfaceError", "DisconnectionError", "StorageInternalError")
 
 
 def _state(t: Any) -> str:
@@ -64,7 +76,9 @@ def _worker_is_dead(w: Any) -> bool | None:
         return None
     try:
         proc = psutil.Process(int(w["pid"]))
-        return abs(proc.create_time() - float(w["started"])) > 1e-3
+        if abs(proc.create_time() - float(w["started"])) > 1e-3:
+            return True  # the pid was reused by another process
+        return proc.status() == psutil.STATUS_ZOMBIE  # killed, not yet reaped by its launcher
     except (psutil.NoSuchProcess, KeyError, ValueError, TypeError):
         return True
 
@@ -119,6 +133,46 @@ def recover_interrupted(study: "optuna.Study", log: Callable[[str], None] = lamb
             requeued.append(t.number)
             log(f"trial #{t.number} was interrupted; its configuration is queued again")
     return requeued
+
+
+def infrastructure_error(exc: BaseException) -> BaseException | None:
+    """The exception in ``exc``'s chain that says the machine failed, not the candidate: an OSError
+    with an errno in :data:`INFRA_ERRNOS` (disk full, I/O error, read-only or unwritable folder, out
+    of file handles), a lost database connection (SQLAlchemy OperationalError, Optuna
+    StorageInternalError), or a message naming one (torch reports ENOSPC as a RuntimeError).
+    None for a candidate failure (diverged, parity, bad knobs) or an out-of-memory on the GPU."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, OSError) and cur.errno in INFRA_ERRNOS:
+            return cur
+        if type(cur).__name__ in _INFRA_TYPES:
+            return cur
+        if not isinstance(cur, MemoryError) and any(t in str(cur).lower() for t in _INFRA_TEXT):
+            return cur
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def infrastructure_hint(exc: BaseException) -> str:
+    """What to do about an :func:`infrastructure_error` (the fix part of the message)."""
+    code = getattr(exc, "errno", None)
+    where = getattr(exc, "filename", None)
+    on = f" on the disk holding {where}" if where else ""
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)) or "no space" in str(exc).lower():
+        return f"free disk space{on} (or use a --study-dir on a larger disk)"
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"make {where or 'the folder'} writable (or use another --study-dir / --out)"
+    if code == errno.EIO:
+        return f"check the disk{on} (dmesg shows I/O errors)"
+    if code in (errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EEXIST):
+        return f"check the path {where or ''} (a folder where a folder is expected, a file where a file is)"
+    if code in (errno.ENOMEM, errno.EMFILE, errno.ENFILE):
+        return "free memory or file handles (close other jobs)"
+    if code is not None and code in INFRA_ERRNOS or type(exc).__name__ in _INFRA_TYPES:
+        return "check that the storage server is reachable and the network is up"
+    return f"check {where or 'the file system'} and the machine"
 
 
 def front_numbers(study: "optuna.Study") -> list[int]:
@@ -205,6 +259,7 @@ __all__ = [
     "ATTR_DUPLICATE",
     "ATTR_FAIL",
     "ATTR_FAIL_TYPE",
+    "ATTR_INFRA",
     "ATTR_INTERRUPTED",
     "ATTR_RETRY_OF",
     "ATTR_SHA",
@@ -212,6 +267,8 @@ __all__ = [
     "ATTR_WORKER",
     "Heartbeat",
     "front_numbers",
+    "infrastructure_error",
+    "infrastructure_hint",
     "is_finished",
     "is_interrupted",
     "recover_interrupted",

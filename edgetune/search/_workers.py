@@ -116,6 +116,23 @@ def worker_command(config: Path, study_dir: Path, *, storage: str | None = None,
     return cmd
 
 
+def _helper_setup(cores: tuple[int, ...], parent: int) -> None:
+    """In a helper, before exec: pin it, and have the kernel send it SIGINT when the launcher dies
+    (Linux ``PR_SET_PDEATHSIG``), so it marks its trial interrupted and exits instead of running on
+    unsupervised."""
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, cores)
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGINT), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):  # pragma: no cover - no libc prctl
+            return
+        if os.getppid() != parent:  # the launcher died before prctl took effect
+            os.kill(os.getpid(), signal.SIGINT)
+
+
 class WorkerPool:
     """The K - 1 helper workers of a launcher; stops them (SIGINT, then SIGKILL) on exit."""
 
@@ -133,8 +150,7 @@ class WorkerPool:
             log = self.log_dir / f"worker-{p.index}.log"
             fh = open(log, "ab")
             proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=p.env(dict(os.environ), n),
-                                    preexec_fn=(lambda c=p.cores: os.sched_setaffinity(0, c))
-                                    if hasattr(os, "sched_setaffinity") else None)
+                                    preexec_fn=lambda c=p.cores, parent=os.getpid(): _helper_setup(c, parent))
             fh.close()
             self.procs.append((p, proc, log))
         return self

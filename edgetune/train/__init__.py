@@ -17,6 +17,8 @@ _LAZY = {
     "word_error_rate": "edgetune.train.trainer",
     "resolve_device": "edgetune.train.trainer",
     "Example": "edgetune.train._batching",
+    "TrainCheckpoint": "edgetune.train._checkpoint",
+    "Distillation": "edgetune.train.trainer",
     "StructuredPruner": "edgetune.train.pruning",
     "prune_model": "edgetune.train.pruning",
     "count_params": "edgetune.train.pruning",

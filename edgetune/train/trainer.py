@@ -59,6 +59,7 @@ class TrainResult:
     prune_steps: list[int]
     history: list[dict[str, float]] = field(default_factory=list)
     gpu_energy_j: float | None = None     # the device's NVML energy counter over the run (whole GPU)
+    paused: bool = False                  # stopped at a deadline with a checkpoint: resume to finish
 
     @property
     def gpu_seconds(self) -> float:
@@ -266,7 +267,7 @@ def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Se
                 spec_augment: Callable[..., torch.Tensor] | None = None,
                 chunk_choices: Sequence[int] | None = None, distill: Distillation | None = None,
                 set_stats: bool = True, qat_from_start: bool = False,
-                checkpoint: Any | None = None) -> TrainResult:
+                checkpoint: Any | None = None, deadline: float | None = None) -> TrainResult:
     """Train ``model`` in place for ``knobs`` (QAT width, sparsity, lr, SpecAugment) at ``settings``.
 
     ``chunk_choices``: dynamic chunk training (WeNet U2): each batch draws its attention chunk
@@ -276,6 +277,8 @@ def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Se
     base's). ``qat_from_start``: fake-quant from step 0 (a candidate fine-tuned from a trained
     base). ``checkpoint`` (:class:`edgetune.train.TrainCheckpoint`): saved after every epoch and
     resumed from, with optimizer, schedule, RNG and data order (float training without pruning only).
+    ``deadline`` (``time.monotonic()`` seconds, with a checkpoint): pause after the first epoch that
+    ends past it (``result.paused``); the same call resumes there.
 
     Raises TrainingError on a NaN/inf loss or CUDA out-of-memory, naming the step and the fix.
     """
@@ -381,6 +384,10 @@ def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Se
                 if checkpoint is not None:
                     checkpoint.save(model, opt, gen, epoch=epoch, step=step, history=result.history,
                                     train_seconds=record["seconds"])
+                    if deadline is not None and time.monotonic() > deadline and epoch < settings.epochs:
+                        result.paused = True
+                        bar.log(f"paused after epoch {epoch}/{settings.epochs} (time budget); run again to resume")
+                        break
                 bar.log(f"epoch {epoch}: train loss {record['train_loss']:.3f}, dev loss {dev['loss']:.3f}, "
                         f"dev WER {dev['wer']:.3f}")
                 if on_epoch is not None and on_epoch(epoch, {k: v for k, v in record.items() if k != "epoch"}) is False:
