@@ -120,6 +120,8 @@ def main() -> int:
     p.add_argument("--device", default="auto")
     p.add_argument("--concurrency", type=int, default=4)
     p.add_argument("--limit", type=int, default=None, help="only the first N settings (a quick check)")
+    p.add_argument("--deadline", type=float, default=None,
+                   help="seconds: start no job after this, stop running ones at it (finished jobs are kept)")
     p.add_argument("--job", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--summary", action="store_true", help="only (re)write from_base.json")
     args = p.parse_args()
@@ -138,8 +140,15 @@ def main() -> int:
     todo.sort(key=lambda i: i % 2 == 0)  # scratch (long) first, the short derived jobs fill in
     running: list[tuple[int, subprocess.Popen]] = []
     base_cmd = [sys.executable, __file__, *[a for a in sys.argv[1:]]]
+    t0 = time.monotonic()
     while todo or running:
-        while todo and len(running) < args.concurrency:
+        if args.deadline is not None and time.monotonic() - t0 > args.deadline:
+            for i, proc in running:
+                proc.kill()
+                print(f"job {i} stopped at the deadline", flush=True)
+            break
+        while todo and len(running) < args.concurrency and (args.deadline is None or
+                                                            time.monotonic() - t0 < args.deadline):
             i = todo.pop(0)
             log = open(args.out / f"job{i}.log", "w")
             running.append((i, subprocess.Popen([*base_cmd, "--job", str(i)], stdout=subprocess.PIPE, stderr=log,

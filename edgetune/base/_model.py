@@ -227,6 +227,7 @@ def train_base(config: BaseConfig, out_dir: str | os.PathLike, *, progress: bool
             return existing
     t0 = time.perf_counter()
     deadline = time.monotonic() + 60.0 * max_minutes if max_minutes else None
+    log(f"dataset {config.dataset!r}: loading and computing features")
     splits = load_validated_dataset(config.dataset, progress=progress)  # every bad file, before training
     if not splits.train or not splits.test:
         raise DataError(f"dataset {config.dataset!r} needs train and test utterances to train a base")
@@ -234,6 +235,8 @@ def train_base(config: BaseConfig, out_dir: str | os.PathLike, *, progress: bool
     dev_set = _examples(splits.dev, progress)
     test_set = _examples(splits.test, progress)
     fingerprint = data_fingerprint(config.dataset, splits)
+    log(f"features ready after {time.perf_counter() - t0:.0f} s: {len(train_set)} train, {len(dev_set)} dev, "
+        f"{len(test_set)} test utterances")
     t = config.train
     knobs = Knobs(bits=32, chunk_ms=config.export_chunk_ms, lr=t.lr, specaugment=t.specaugment)
     settings = TrainSettings(epochs=t.epochs, batch_size=t.batch_size, seed=t.seed, device=t.device,
@@ -245,7 +248,7 @@ def train_base(config: BaseConfig, out_dir: str | os.PathLike, *, progress: bool
         log(f"resuming base training from {ckpt.latest()}")
     result = train_model(model, knobs, settings, train_set, dev_set, vocabulary=VOCABULARY,
                          pad_value=_features().silence, progress=progress,
-                         chunk_choices=config.chunk_choices(), checkpoint=ckpt, deadline=deadline)
+                         chunk_choices=config.chunk_choices(), checkpoint=ckpt, deadline=deadline, echo=True)
     if result.paused:
         raise TrainingPaused(f"base {out} paused after epoch {result.epochs_run}/{t.epochs} "
                              f"({max_minutes} min budget); run the same command again to continue")

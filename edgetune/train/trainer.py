@@ -186,10 +186,11 @@ def evaluate(model: Any, examples: Sequence[Example], *, batch_size: int, pad_va
 
 
 class _Progress:
-    """A rich progress bar over training steps (or nothing)."""
+    """A rich progress bar over training steps (or nothing; ``echo`` then prints the log lines)."""
 
-    def __init__(self, enabled: bool, total: int, title: str) -> None:
+    def __init__(self, enabled: bool, total: int, title: str, echo: bool = False) -> None:
         self.bar = None
+        self.echo = echo
         if enabled:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -217,6 +218,8 @@ class _Progress:
     def log(self, text: str) -> None:
         if self.bar is not None:
             self.bar.console.log(text)
+        elif self.echo:
+            print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
 
 def _phase_steps(knobs: Knobs, settings: TrainSettings, total: int) -> tuple[int | None, list[int]]:
@@ -267,7 +270,7 @@ def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Se
                 spec_augment: Callable[..., torch.Tensor] | None = None,
                 chunk_choices: Sequence[int] | None = None, distill: Distillation | None = None,
                 set_stats: bool = True, qat_from_start: bool = False,
-                checkpoint: Any | None = None, deadline: float | None = None) -> TrainResult:
+                checkpoint: Any | None = None, deadline: float | None = None, echo: bool = False) -> TrainResult:
     """Train ``model`` in place for ``knobs`` (QAT width, sparsity, lr, SpecAugment) at ``settings``.
 
     ``chunk_choices``: dynamic chunk training (WeNet U2): each batch draws its attention chunk
@@ -342,7 +345,7 @@ def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Se
             elapsed_before = float(state.get("train_seconds", 0.0))
     chunk_choices = list(chunk_choices or [])
     try:
-        with _Progress(progress, total, f"train {_short(knobs)}") as bar:
+        with _Progress(progress, total, f"train {_short(knobs)}", echo=echo) as bar:
             bar.update(None, advance=step)
             for epoch in range(first_epoch, settings.epochs + 1):
                 running, seen = torch.zeros((), device=device), 0
@@ -388,8 +391,8 @@ def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Se
                         result.paused = True
                         bar.log(f"paused after epoch {epoch}/{settings.epochs} (time budget); run again to resume")
                         break
-                bar.log(f"epoch {epoch}: train loss {record['train_loss']:.3f}, dev loss {dev['loss']:.3f}, "
-                        f"dev WER {dev['wer']:.3f}")
+                bar.log(f"epoch {epoch}/{settings.epochs}: train loss {record['train_loss']:.3f}, dev loss "
+                        f"{dev['loss']:.3f}, dev WER {dev['wer']:.3f} ({record['seconds']:.0f} s)")
                 if on_epoch is not None and on_epoch(epoch, {k: v for k, v in record.items() if k != "epoch"}) is False:
                     result.stopped_early = True
                     break
