@@ -464,7 +464,7 @@ def _train_step(model: Any, batch: Batch, opt: torch.optim.Optimizer, device: to
     if host_lengths:
         targets = batch.targets.to(device, non_blocking=True)
         ctc_lengths = batch.input_lengths, batch.target_lengths
-        kd_lengths = batch.input_lengths.to(device, non_blocking=True)
+        kd_lengths = batch.input_lengths.to(device, non_blocking=True) if teacher is not None else batch.input_lengths
     else:
         targets = batch.targets.to(device)
         kd_lengths = batch.input_lengths.to(device)
