@@ -51,8 +51,26 @@ class ActQuant(nn.Module):
         self.register_buffer("max_val", torch.tensor(0.0))
         self.register_buffer("initialized", torch.tensor(False))
 
+    #: update the range with tensor ops only (``torch.where`` on ``initialized``): no GPU->host
+    #: sync per quantizer per step. Same numbers as the branching path (False), kept to measure it.
+    sync_free: bool = True
+
     @torch.no_grad()
     def observe(self, x: torch.Tensor) -> None:
+        if not self.sync_free:
+            return self._observe_branching(x)
+        lo, hi = torch.aminmax(x.detach())           # exact in the input's dtype: no float32 copy of x
+        lo, hi = lo.float(), hi.float()
+        if self.observer == "minmax":
+            new_lo, new_hi = torch.minimum(self.min_val, lo), torch.maximum(self.max_val, hi)
+        else:
+            new_lo, new_hi = self.min_val.lerp(lo, self.momentum), self.max_val.lerp(hi, self.momentum)
+        self.min_val.copy_(torch.where(self.initialized, new_lo, lo))
+        self.max_val.copy_(torch.where(self.initialized, new_hi, hi))
+        self.initialized.fill_(True)
+
+    def _observe_branching(self, x: torch.Tensor) -> None:
+        """The original observer: ``bool(self.initialized)`` waits for the device on every call."""
         lo, hi = x.detach().float().amin(), x.detach().float().amax()
         if not bool(self.initialized):
             self.min_val.copy_(lo)

@@ -22,6 +22,8 @@ _LAZY = {
     "StructuredPruner": "edgetune.train.pruning",
     "prune_model": "edgetune.train.pruning",
     "count_params": "edgetune.train.pruning",
+    "FastPath": "edgetune.train._fast",
+    "lr_for_batch": "edgetune.train._fast",
 }
 
 

@@ -82,3 +82,30 @@ def collate(examples: list[Example], chunk_frames: int, subsampling: int, pad_va
     targets = torch.tensor([i for e in examples for i in e.ids], dtype=torch.long)
     target_lengths = torch.tensor([len(e.ids) for e in examples], dtype=torch.long)
     return Batch(feats, input_lengths, targets, target_lengths, [e.text for e in examples])
+
+
+def collate_gathered(examples: list[Example], chunk_frames: int, subsampling: int, pad_value: float) -> Batch:
+    """:func:`collate`'s batch (the same values) built with one gather instead of one copy per utterance.
+
+    For features resident on the GPU: the row index is built on the host and copied from pinned
+    memory without waiting; targets are pinned too, so the step copies them without a sync.
+    """
+    device = examples[0].feats.device
+    cuda = device.type == "cuda"
+    frames = torch.tensor([e.frames for e in examples], dtype=torch.long)
+    chunks = torch.clamp((frames + chunk_frames - 1) // chunk_frames, min=1)
+    t_max = int(chunks.max()) * chunk_frames
+    n_mels = examples[0].feats.shape[1]
+    starts = torch.arange(len(examples), dtype=torch.long) * t_max - (torch.cumsum(frames, 0) - frames)
+    rows = torch.repeat_interleave(starts, frames) + torch.arange(int(frames.sum()), dtype=torch.long)
+    if cuda:
+        rows = rows.pin_memory().to(device, non_blocking=True)
+    feats = torch.full((len(examples) * t_max, n_mels), pad_value, dtype=torch.float32, device=device)
+    feats.index_copy_(0, rows, torch.cat([e.feats for e in examples]).float())
+    input_lengths = chunks * chunk_frames // subsampling
+    targets = torch.tensor([i for e in examples for i in e.ids], dtype=torch.long)
+    target_lengths = torch.tensor([len(e.ids) for e in examples], dtype=torch.long)
+    if cuda:
+        targets, input_lengths = targets.pin_memory(), input_lengths.pin_memory()
+    return Batch(feats.view(len(examples), t_max, n_mels), input_lengths, targets, target_lengths,
+                 [e.text for e in examples])

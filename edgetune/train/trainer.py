@@ -28,7 +28,8 @@ import torch.nn.functional as F
 from edgetune.errors import ConfigError, TrainingError
 from edgetune.knobs import FRAME_SHIFT_MS, SUBSAMPLING, Knobs, PruneSchedule, TrainSettings
 from edgetune.model.quant import set_quant
-from edgetune.train._batching import Batch, Example, bucket_batches, collate, resident
+from edgetune.train._batching import Batch, Example, bucket_batches, collate, collate_gathered, resident
+from edgetune.train._fast import FastPath, Forward, apply_observer_mode, lr_for_batch, make_optimizer
 from edgetune.train.pruning import StructuredPruner, count_params
 
 #: train + dev features up to this size are moved to the GPU once and batched there
@@ -124,8 +125,12 @@ def lr_at(step: int, total: int, peak: float) -> float:
 
 def ctc_greedy(logits: torch.Tensor, vocabulary: Sequence[str], blank: int = 0) -> str:
     """Best path of one utterance's logits [T, V]: collapse repeats, drop blanks, tidy spaces."""
+    return _collapse(logits.argmax(dim=-1).tolist(), vocabulary, blank)
+
+
+def _collapse(best: Sequence[int], vocabulary: Sequence[str], blank: int = 0) -> str:
     out, prev = [], -1
-    for i in logits.argmax(dim=-1).tolist():
+    for i in best:
         if i != prev and i != blank:
             out.append(vocabulary[i])
         prev = i
@@ -171,14 +176,16 @@ def evaluate(model: Any, examples: Sequence[Example], *, batch_size: int, pad_va
         log_probs = logits.log_softmax(-1).transpose(0, 1)
         loss = F.ctc_loss(log_probs, batch.targets.to(device), batch.input_lengths.to(device),
                           batch.target_lengths.to(device), blank=0, zero_infinity=True)
-        losses.append(float(loss))
+        losses.append(loss)
         weights.append(len(idx))
+        best = logits.argmax(dim=-1).cpu()          # one host copy per batch, not one per utterance
         for j, n in enumerate(batch.input_lengths.tolist()):
-            hyps.append(ctc_greedy(logits[j, :n].cpu(), vocabulary))
+            hyps.append(_collapse(best[j, :n].tolist(), vocabulary))
         refs += batch.texts
         groups += [examples[i].group for i in idx]
     model.train(was_training)
     per_group = group_wer(refs, hyps, groups)
+    losses = torch.stack(losses).tolist() if losses else []
     return {"loss": sum(l * w for l, w in zip(losses, weights)) / max(1, sum(weights)),
             "wer": word_error_rate(refs, hyps), "wer_per_group": per_group,
             "worst_group_wer": max(per_group.values()) if per_group else float("nan"),
@@ -270,7 +277,8 @@ def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Se
                 spec_augment: Callable[..., torch.Tensor] | None = None,
                 chunk_choices: Sequence[int] | None = None, distill: Distillation | None = None,
                 set_stats: bool = True, qat_from_start: bool = False,
-                checkpoint: Any | None = None, deadline: float | None = None, echo: bool = False) -> TrainResult:
+                checkpoint: Any | None = None, deadline: float | None = None, echo: bool = False,
+                fast: FastPath | None = None, reference_batch: int | None = None) -> TrainResult:
     """Train ``model`` in place for ``knobs`` (QAT width, sparsity, lr, SpecAugment) at ``settings``.
 
     ``chunk_choices``: dynamic chunk training (WeNet U2): each batch draws its attention chunk
@@ -281,7 +289,10 @@ def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Se
     base). ``checkpoint`` (:class:`edgetune.train.TrainCheckpoint`): saved after every epoch and
     resumed from, with optimizer, schedule, RNG and data order (float training without pruning only).
     ``deadline`` (``time.monotonic()`` seconds, with a checkpoint): pause after the first epoch that
-    ends past it (``result.paused``); the same call resumes there.
+    ends past it (``result.paused``); the same call resumes there. ``fast``: the step's speed-ups
+    (default :meth:`FastPath.default` for the device: CPU numbers stay as they were).
+    ``reference_batch``: the batch size ``knobs.lr`` was tuned at; the peak lr is then scaled to
+    ``settings.batch_size`` by :func:`lr_for_batch` (None: ``knobs.lr`` as given).
 
     Raises TrainingError on a NaN/inf loss or CUDA out-of-memory, naming the step and the fix.
     """
@@ -296,6 +307,8 @@ def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Se
         size = sum(e.feats.numel() * e.feats.element_size() for e in [*train_set, *dev_set])
         if size <= GPU_RESIDENT_MAX_BYTES:  # the data stays on the GPU: no host-to-device copy per step
             train_set, dev_set = resident(train_set, device), resident(dev_set, device)
+    fast = fast or FastPath.default(device)
+    peak_lr = knobs.lr if reference_batch is None else lr_for_batch(knobs.lr, settings.batch_size, reference_batch)
     torch.manual_seed(settings.seed)
     gen = torch.Generator().manual_seed(settings.seed)
     old_threads = torch.get_num_threads()
@@ -310,6 +323,9 @@ def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Se
         mean, std = feature_stats(train_set)
         model.set_feature_stats(mean, std)
     model.to(device).train()
+    apply_observer_mode(model, fast)
+    forward = Forward(model, compile=fast.compile)
+    gather = collate_gathered if fast.async_batches else collate
     teacher = None
     if distill is not None and distill.weight > 0:
         teacher = distill.teacher.to(device).eval()
@@ -325,7 +341,7 @@ def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Se
     pruner: StructuredPruner | None = None
 
     def make_opt() -> torch.optim.Optimizer:
-        return torch.optim.AdamW(model.parameters(), lr=knobs.lr, weight_decay=WEIGHT_DECAY)
+        return make_optimizer(model, peak_lr, WEIGHT_DECAY, device, fast)
 
     opt = make_opt()
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
@@ -364,21 +380,22 @@ def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Se
                     if chunk_choices:
                         chunk_ms = chunk_choices[int(torch.randint(len(chunk_choices), (1,), generator=gen))]
                     frames = model.chunk_frames if chunk_ms is None else max(SUBSAMPLING, chunk_ms // FRAME_SHIFT_MS)
-                    batch = collate([train_set[i] for i in idx], frames, model.subsampling, pad_value)
-                    loss = _train_step(model, batch, opt, device, autocast, lr_at(step, total, knobs.lr),
+                    batch = gather([train_set[i] for i in idx], frames, model.subsampling, pad_value)
+                    loss = _train_step(model, batch, opt, device, autocast, lr_at(step, total, peak_lr),
                                        spec_augment if knobs.specaugment else None, gen, chunk_ms=chunk_ms,
-                                       teacher=teacher, distill=distill)
+                                       teacher=teacher, distill=distill, forward=forward,
+                                       host_lengths=fast.async_batches)
                     running += loss * len(idx)
                     seen += len(idx)
                     step += 1
                     if step % SYNC_EVERY == 0 or seen == len(train_set):  # one host sync per SYNC_EVERY steps
-                        _check_finite(running, step, epoch, lr_at(step, total, knobs.lr), knobs)
+                        _check_finite(running, step, epoch, lr_at(step, total, peak_lr), knobs)
                         bar.update(f"epoch {epoch}/{settings.epochs} loss {float(loss):.3f}", advance=0)
                     bar.update(None)
                 dev = evaluate(model, dev_set, batch_size=settings.batch_size, pad_value=pad_value,
                                vocabulary=vocabulary, device=device) if dev_set else {"loss": float("nan"),
                                                                                      "wer": float("nan")}
-                _check_finite(running, step, epoch, lr_at(step, total, knobs.lr), knobs)
+                _check_finite(running, step, epoch, lr_at(step, total, peak_lr), knobs)
                 record = {"epoch": epoch, "train_loss": float(running) / max(1, seen), "dev_loss": dev["loss"],
                           "wer": dev["wer"], "worst_group_wer": dev.get("worst_group_wer", float("nan")),
                           "seconds": elapsed_before + time.perf_counter() - t0}
@@ -434,26 +451,53 @@ def _check_finite(running: torch.Tensor, step: int, epoch: int, lr: float, knobs
 def _train_step(model: Any, batch: Batch, opt: torch.optim.Optimizer, device: torch.device,
                 autocast: Any, lr: float, augment: Callable[..., torch.Tensor] | None,
                 gen: torch.Generator, *, chunk_ms: int | None = None, teacher: Any | None = None,
-                distill: Distillation | None = None) -> torch.Tensor:
-    """One optimizer step; returns the loss as a device tensor (no host sync: the caller checks it)."""
+                distill: Distillation | None = None, forward: Forward | None = None,
+                host_lengths: bool = False) -> torch.Tensor:
+    """One optimizer step; returns the loss as a device tensor (no host sync: the caller checks it).
+
+    ``forward``: the model's (possibly compiled) forward; a compiled one that fails is switched to
+    eager and the step is redone. ``host_lengths``: copy targets without waiting (pinned) and give
+    ``F.ctc_loss`` its lengths on the host, where it reads them (same values, no device round trip).
+    """
     for group in opt.param_groups:
         group["lr"] = lr
     feats = batch.feats.to(device)
     if augment is not None:
         feats = augment(feats, gen)
-    with autocast:
-        logits = model(feats, chunk_ms)
-    input_lengths = batch.input_lengths.to(device)
-    log_probs = logits.float().log_softmax(-1).transpose(0, 1)
-    loss = F.ctc_loss(log_probs, batch.targets.to(device), input_lengths,
-                      batch.target_lengths.to(device), blank=0, zero_infinity=True)
-    if teacher is not None and distill is not None:
-        with torch.no_grad(), autocast:
-            target = teacher(batch.feats.to(device), chunk_ms)   # the teacher hears the clean features
-        loss = (1 - distill.weight) * loss + distill.weight * _kd_loss(logits, target, input_lengths,
-                                                                        distill.temperature)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
+    if host_lengths:
+        targets = batch.targets.to(device, non_blocking=True)
+        ctc_lengths = batch.input_lengths, batch.target_lengths
+        kd_lengths = batch.input_lengths.to(device, non_blocking=True) if teacher is not None else batch.input_lengths
+    else:
+        targets = batch.targets.to(device)
+        kd_lengths = batch.input_lengths.to(device)
+        ctc_lengths = kd_lengths, batch.target_lengths.to(device)
+    forward = forward or Forward(model)
+
+    def loss_and_backward(run: Callable[..., torch.Tensor]) -> torch.Tensor:
+        with autocast:
+            logits = run(feats, chunk_ms)
+        log_probs = logits.float().log_softmax(-1).transpose(0, 1)
+        loss = F.ctc_loss(log_probs, targets, *ctc_lengths, blank=0, zero_infinity=True)
+        if teacher is not None and distill is not None:
+            with torch.no_grad(), autocast:
+                target = teacher(batch.feats.to(device), chunk_ms)   # the teacher hears the clean features
+            loss = (1 - distill.weight) * loss + distill.weight * _kd_loss(logits, target, kd_lengths,
+                                                                            distill.temperature)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        return loss
+
+    if forward.active:
+        try:
+            loss = loss_and_backward(forward)
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except Exception as exc:  # a compile error surfaces in the forward or the first backward
+            forward.disable(exc)
+            loss = loss_and_backward(forward)
+    else:
+        loss = loss_and_backward(forward)
     torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
     opt.step()
     return loss.detach()
