@@ -3,6 +3,7 @@ CTC tokens of edgetune's own runner, for fp32, int8 (pruned: widths differ by la
 
 from __future__ import annotations
 
+import os
 import json
 import subprocess
 import sys
@@ -185,3 +186,35 @@ def test_transcribe_with_the_sherpa_engine_prints_sherpas_text(models, audio, tm
     for model in (models["int8-pruned"], Path(r["model"])):  # an edgetune file (converted on the fly), a shipped one
         assert main(["transcribe", str(model), wav, "--engine", "sherpa-onnx", "--json"]) == 0
         assert json.loads(capsys.readouterr().out) == {"audio": wav, "text": expected}
+
+
+def test_ship_front_checks_every_front_model_of_a_study(tmp_path):
+    """`edgetune ship --front`: each front model of a real (tiny) derived study decodes identically in sherpa-onnx."""
+    import csv
+    import subprocess
+    import sys
+
+    from edgetune.ship._front import ship_front
+
+    root = Path(__file__).parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    base_cfg = tmp_path / "base.yaml"
+    base_cfg.write_text("name: t\npreset: null\nmodel_config: {d_model: 32, n_layers: 1, n_heads: 2, conv_kernel: 3}\n"
+                        "dataset: tiny\nchunks: [160]\neval_chunks: [160]\nexport_chunk_ms: 160\n"
+                        "train: {epochs: 2, batch_size: 8, device: cpu, num_threads: 1}\n")
+    subprocess.run([sys.executable, "-m", "edgetune", "base", "train", "--config", str(base_cfg), "--out",
+                    str(tmp_path / "base"), "--no-progress"], check=True, env=env, cwd=root, capture_output=True)
+    study = tmp_path / "study.yaml"
+    study.write_text(f"version: 1\nstudy_name: f\nn_trials: 2\ndataset: tiny\nbase: {{path: {tmp_path / 'base'}}}\n"
+                     "space: {bits: [8, 32], depth_multiplier: [0.5, 1.0], chunk_ms: [160], lr: 1.0e-3}\n"
+                     "train: {epochs: 1, batch_size: 8, device: cpu, num_threads: 1}\n"
+                     "objectives: [wer, latency_ms, size_bytes]\nbench: {threads: 1, runs: 5, warmup: 1}\n"
+                     "sampler: {name: nsga2, population_size: 2, enqueue: [{bits: 8}]}\n")
+    subprocess.run([sys.executable, "-m", "edgetune", "search", "--config", str(study), "--study-dir",
+                    str(tmp_path / "s")], check=True, env=env, cwd=root, capture_output=True)
+    with open(tmp_path / "s" / "report" / "trials.csv", newline="") as f:
+        on_front = [r["number"] for r in csv.DictReader(f) if r["pareto"] == "True"]
+    summary = ship_front(tmp_path / "s", tmp_path / "ship", limit=4, log=lambda *_: None)
+    assert [str(r["trial"]) for r in summary["models"]] == on_front and on_front
+    assert summary["all_passed"] == all(r["identical"] == r["utterances"] == 4 for r in summary["models"])
+    assert all((tmp_path / "ship" / f"trial-{n}" / "model.onnx").is_file() for n in on_front)

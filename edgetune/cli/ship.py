@@ -26,7 +26,10 @@ def register(subparsers) -> None:
                     "(in a subprocess) and compare the transcripts with edgetune's runner.",
         epilog="Exit codes: 0 transcripts identical (>= --min-identical), 1 they are not, "
                "2 the model cannot be exported or sherpa-onnx cannot run it.")
-    p.add_argument("model", help="an edgetune .onnx file (from `edgetune candidate`, a study or `edgetune export`)")
+    p.add_argument("model", nargs="?", default=None,
+                   help="an edgetune .onnx file (from `edgetune candidate`, a study or `edgetune export`)")
+    p.add_argument("--front", metavar="STUDY_DIR", default=None,
+                   help="instead of MODEL: ship every model on this study's front and decode its test split")
     p.add_argument("--out", required=True, help="output folder for model.onnx, tokens.txt, README.md, ship.json")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--check", nargs="+", metavar="AUDIO", default=None,
@@ -62,6 +65,15 @@ def run(args: argparse.Namespace) -> int:
 
     from edgetune.ship import ship_check
 
+    if (args.model is None) == (args.front is None):
+        raise DataError("give either MODEL or --front STUDY_DIR")
+    if args.front:
+        from edgetune.ship._front import ship_front
+
+        summary = ship_front(args.front, args.out, limit=args.limit, min_identical=args.min_identical)
+        print(f"front of {summary['study']}: {sum(r['passed'] for r in summary['models'])}/{len(summary['models'])} "
+              f"models pass in sherpa-onnx; wrote {Path(args.out) / 'ship-front.json'}")
+        return 0 if summary["all_passed"] else 1
     if args.check:
         audio: list = _audio_files(args.check)
     elif args.dataset:
