@@ -179,3 +179,22 @@ def test_committed_demo_base_voices_are_disjoint_from_smoke_test_voices():
     assert train_voices and smoke_test and not train_voices & smoke_test
     assert (DEMO / "model.safetensors").stat().st_size <= 8_000_000
     assert base.card["wer"]["320"]["test_utterances"] >= 1500
+
+
+def test_finalize_early_then_continue(tmp_path):
+    """A paused base can be finalized from its checkpoint (card: complete false) and later trained to the end."""
+    from edgetune.base import train_base
+    from edgetune.base._model import TrainingPaused
+
+    config = BaseConfig.from_dict({**__import__("yaml").safe_load(TINY_BASE), "train": {
+        "epochs": 3, "batch_size": 8, "lr": 3e-3, "device": "cpu", "num_threads": 1}})
+    quiet = {"progress": False, "log": lambda *_: None}
+    with pytest.raises(TrainingPaused, match="paused after epoch 1/3"):
+        train_base(config, tmp_path / "b", max_minutes=1e-9, **quiet)
+    early = train_base(config, tmp_path / "b", finalize=True, **quiet)
+    assert early.card["complete"] is False and early.card["training"]["epochs_run"] == 1
+    assert set(early.card["wer"]) == {"160", "320"} and (tmp_path / "b" / "model.onnx").is_file()
+    done = train_base(config, tmp_path / "b", **quiet)  # continues from the epoch-1 checkpoint
+    assert done.card["complete"] is True and done.card["training"]["epochs_run"] == 3
+    assert [h["epoch"] for h in done.card["training"]["history"]] == [1, 2, 3]
+    assert done.card["weights_sha256"] != early.card["weights_sha256"]

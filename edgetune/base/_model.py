@@ -181,7 +181,7 @@ def _write_card(out_dir: Path, card: dict[str, Any]) -> None:
 - features: Kaldi fbank, {card['features']['n_mels']} bins, {card['features']['sample_rate']} Hz (sherpa-onnx settings)
 - trained on `{data.get('dataset')}` ({data.get('train_utterances')} utterances, {len(data.get('train_voices') or data.get('train_speakers') or [])} voices/speakers),
   dynamic chunks {card['training'].get('chunks')} ms{' + full context' if card['training'].get('full_context') else ''},
-  {card['training'].get('epochs_run')} epochs on {card['training'].get('device')}, {card['training'].get('gpu_seconds', 0):.0f} GPU-seconds
+  {_epochs(card)} on {card['training'].get('device')}, {_seconds(card)}
 - made by: `{card.get('command', '')}`
 
 WER of the exported fp32 streaming ONNX file (greedy CTC, ONNX Runtime), same weights at every chunk:
@@ -193,6 +193,21 @@ WER of the exported fp32 streaming ONNX file (greedy CTC, ONNX Runtime), same we
     atomic_write_text(out_dir / CARD_MD, md)
 
 
+def _epochs(card: dict[str, Any]) -> str:
+    t = card.get("training") or {}
+    if t.get("imported"):
+        return "imported (not trained here)"
+    done, total = t.get("epochs_run"), t.get("epochs")
+    return f"{done}/{total} epochs" + ("" if card.get("complete", True) else " (finalized early from a checkpoint)")
+
+
+def _seconds(card: dict[str, Any]) -> str:
+    t = card.get("training") or {}
+    gpu = t.get("gpu_seconds")
+    text = f"{t.get('train_seconds') or 0:.0f} s of training"
+    return text + (f", {gpu:.0f} GPU-seconds" if gpu else "")
+
+
 def _fmt(v: Any) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
 
@@ -202,11 +217,15 @@ class TrainingPaused(Exception):
 
 
 def train_base(config: BaseConfig, out_dir: str | os.PathLike, *, progress: bool = True,
-               command: str = "", log: Any = print, max_minutes: float | None = None) -> BaseModel:
+               command: str = "", log: Any = print, max_minutes: float | None = None,
+               finalize: bool = False) -> BaseModel:
     """Train ``config``'s base into ``out_dir`` (resumes from ``out_dir/checkpoints`` after a kill).
 
     ``max_minutes``: pause after the epoch that crosses this much wall time (for machines lent in
     slots), raising :class:`TrainingPaused`; calling again continues from the checkpoint.
+    ``finalize``: stop here: make the base from the latest checkpoint without training further
+    (exported and measured like a finished one; the card says ``complete: false`` and the epoch it
+    stopped at). A later call without ``finalize`` continues the training from that checkpoint.
     """
     import torch
     from safetensors.torch import save_file
@@ -220,9 +239,10 @@ def train_base(config: BaseConfig, out_dir: str | os.PathLike, *, progress: bool
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if (out / CARD).is_file() and (out / WEIGHTS).is_file():
-        existing = load_base(out)
-        if existing.card.get("config") == config.to_dict():
+    if (out / CARD).is_file() and (out / WEIGHTS).is_file() and not finalize:
+        existing = load_base(out, rebuild_onnx=False)
+        if existing.card.get("config") == config.to_dict() and (
+                existing.card.get("complete", True) or not (out / CHECKPOINTS / "latest").is_file()):
             log(f"base {out} is already trained (card.json); delete it to train again")
             return existing
     t0 = time.perf_counter()
@@ -231,10 +251,13 @@ def train_base(config: BaseConfig, out_dir: str | os.PathLike, *, progress: bool
     splits = load_validated_dataset(config.dataset, progress=progress)  # every bad file, before training
     if not splits.train or not splits.test:
         raise DataError(f"dataset {config.dataset!r} needs train and test utterances to train a base")
-    train_set = _examples(splits.train, progress)
+    fingerprint = data_fingerprint(config.dataset, splits)
+    ckpt = TrainCheckpoint(out / CHECKPOINTS, {"config": config.to_dict(), "data": fingerprint})
+    if finalize and ckpt.latest() is None:
+        raise ConfigError(f"nothing to finalize: {out / CHECKPOINTS} holds no checkpoint; fix: train first")
+    train_set = [] if finalize else _examples(splits.train, progress)
     dev_set = _examples(splits.dev, progress)
     test_set = _examples(splits.test, progress)
-    fingerprint = data_fingerprint(config.dataset, splits)
     log(f"features ready after {time.perf_counter() - t0:.0f} s: {len(train_set)} train, {len(dev_set)} dev, "
         f"{len(test_set)} test utterances")
     t = config.train
@@ -243,12 +266,25 @@ def train_base(config: BaseConfig, out_dir: str | os.PathLike, *, progress: bool
                              qat_fraction=0.0, num_threads=t.num_threads)
     torch.manual_seed(t.seed)
     model = build_model(config.family, knobs, config.resolved_model_config())
-    ckpt = TrainCheckpoint(out / CHECKPOINTS, {"config": config.to_dict(), "data": fingerprint})
-    if ckpt.latest() is not None:
-        log(f"resuming base training from {ckpt.latest()}")
-    result = train_model(model, knobs, settings, train_set, dev_set, vocabulary=VOCABULARY,
-                         pad_value=_features().silence, progress=progress,
-                         chunk_choices=config.chunk_choices(), checkpoint=ckpt, deadline=deadline, echo=True)
+    if finalize:
+        from safetensors.torch import load_file
+
+        from edgetune.train import TrainResult
+
+        state = ckpt.state()
+        model.load_state_dict(load_file(str(ckpt.latest() / "model.safetensors"), device="cpu"))
+        device = state.get("device") or "unknown (checkpoint written before devices were recorded)"
+        seconds = float(state.get("train_seconds", 0.0))
+        result = TrainResult(device=device, epochs_run=state["epoch"], steps=state["step"], train_seconds=seconds,
+                             stopped_early=state["epoch"] < t.epochs, params_initial=0, params_final=0,
+                             qat_start_step=None, prune_steps=[], history=list(state["history"]))
+        log(f"finalizing base {out} from {ckpt.latest()} (epoch {state['epoch']}/{t.epochs}) without more training")
+    else:
+        if ckpt.latest() is not None:
+            log(f"resuming base training from {ckpt.latest()}")
+        result = train_model(model, knobs, settings, train_set, dev_set, vocabulary=VOCABULARY,
+                             pad_value=_features().silence, progress=progress,
+                             chunk_choices=config.chunk_choices(), checkpoint=ckpt, deadline=deadline, echo=True)
     if result.paused:
         raise TrainingPaused(f"base {out} paused after epoch {result.epochs_run}/{t.epochs} "
                              f"({max_minutes} min budget); run the same command again to continue")
@@ -263,12 +299,15 @@ def train_base(config: BaseConfig, out_dir: str | os.PathLike, *, progress: bool
         "weights_sha256": sha256_file(out / WEIGHTS), "export_chunk_ms": config.export_chunk_ms,
         "training": {**asdict(config.train), "chunks": list(config.chunks), "full_context": config.full_context,
                      "device": result.device, "epochs_run": result.epochs_run, "steps": result.steps,
-                     "train_seconds": result.train_seconds, "gpu_seconds": result.gpu_seconds,
+                     "train_seconds": result.train_seconds,
+                     "gpu_seconds": result.gpu_seconds if not result.device.startswith("unknown") else None,
                      "history": result.history, "torch": torch.__version__,
-                     "gpu": torch.cuda.get_device_name(0) if result.device.startswith("cuda") else None},
+                     "gpu": torch.cuda.get_device_name(0) if result.device.startswith("cuda") and
+                     torch.cuda.is_available() else None},
         "data": fingerprint, "wer": wer, "config": config.to_dict(), "command": command,
         "edgetune_version": __version__, "seconds": time.perf_counter() - t0,
         "test_set": {"dataset": config.dataset, "utterances": len(test_set)},
+        "complete": result.epochs_run >= t.epochs,
     }
     _write_card(out, card)
     return BaseModel(out, json.loads((out / CARD).read_text(encoding="utf-8")))

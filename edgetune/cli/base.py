@@ -25,6 +25,9 @@ def register(subparsers) -> None:
     t.add_argument("--device", default=None, help="override train.device (auto, cpu, cuda, cuda:N)")
     t.add_argument("--max-minutes", type=float, default=None,
                    help="pause after the epoch that crosses this wall time (exit 75); the same command resumes")
+    t.add_argument("--finalize", action="store_true",
+                   help="stop training: make the base from the latest checkpoint now (card says complete: false); "
+                        "running again without it continues the training")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     t.set_defaults(func=run_train)
 
@@ -45,7 +48,8 @@ def run_train(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / f"base-{config.name}"
     command = "edgetune " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:] else ""
     try:
-        base = train_base(config, out, progress=not args.no_progress, command=command, max_minutes=args.max_minutes)
+        base = train_base(config, out, progress=not args.no_progress, command=command, max_minutes=args.max_minutes,
+                          finalize=args.finalize)
     except TrainingPaused as exc:
         print(str(exc))
         return 75  # EX_TEMPFAIL: not finished, nothing lost

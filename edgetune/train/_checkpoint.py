@@ -58,7 +58,7 @@ class TrainCheckpoint:
         return folder if (folder / "state.json").is_file() else None
 
     def save(self, model: Any, opt: torch.optim.Optimizer, gen: torch.Generator, *, epoch: int, step: int,
-             history: list[dict[str, Any]], train_seconds: float) -> Path:
+             history: list[dict[str, Any]], train_seconds: float, device: str | None = None) -> Path:
         from safetensors.torch import save_file
 
         self.root.mkdir(parents=True, exist_ok=True)
@@ -81,7 +81,7 @@ class TrainCheckpoint:
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             rng["cuda"] = torch.cuda.get_rng_state()
         save_file(_contiguous(rng), str(tmp / "rng.safetensors"))
-        state = {"epoch": epoch, "step": step, "history": history, "train_seconds": train_seconds,
+        state = {"epoch": epoch, "step": step, "history": history, "train_seconds": train_seconds, "device": device,
                  "param_groups": opt_state["param_groups"], "optimizer_scalars": scalars,
                  "fingerprint": self.fingerprint}
         (tmp / "state.json").write_text(json.dumps(state, indent=1, sort_keys=True), encoding="utf-8")
@@ -97,6 +97,23 @@ class TrainCheckpoint:
                 shutil.rmtree(old, ignore_errors=True)
         return final
 
+    def state(self) -> dict[str, Any] | None:
+        """The latest checkpoint's ``state.json`` (fingerprint checked), or None."""
+        folder = self.latest()
+        if folder is None:
+            return None
+        state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+        self._check(folder, state)
+        return state
+
+    def _check(self, folder: Path, state: dict[str, Any]) -> None:
+        if state.get("fingerprint") != self.fingerprint:
+            theirs, ours = state.get("fingerprint") or {}, self.fingerprint
+            keys = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+            raise ConfigError(
+                f"checkpoint {folder} belongs to another run (differs in {keys}); fix: train into a new "
+                f"output folder, or delete {self.root} to start this one from scratch")
+
     def load(self, model: Any, opt: torch.optim.Optimizer, gen: torch.Generator,
              device: torch.device) -> dict[str, Any] | None:
         """Restore model, optimizer and RNG from the latest checkpoint; returns its state (None if none)."""
@@ -106,12 +123,7 @@ class TrainCheckpoint:
         if folder is None:
             return None
         state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-        if state.get("fingerprint") != self.fingerprint:
-            theirs, ours = state.get("fingerprint") or {}, self.fingerprint
-            keys = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
-            raise ConfigError(
-                f"checkpoint {folder} belongs to another run (differs in {keys}); fix: train into a new "
-                f"output folder, or delete {self.root} to start this one from scratch")
+        self._check(folder, state)
         model.load_state_dict(load_file(str(folder / "model.safetensors"), device=str(device)))
         flat = load_file(str(folder / "optimizer.safetensors"), device=str(device))
         per_param: dict[int, dict[str, Any]] = {}

@@ -403,7 +403,7 @@ def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Se
                 result.epochs_run = epoch
                 if checkpoint is not None:
                     checkpoint.save(model, opt, gen, epoch=epoch, step=step, history=result.history,
-                                    train_seconds=record["seconds"])
+                                    train_seconds=record["seconds"], device=str(device))
                     if deadline is not None and time.monotonic() > deadline and epoch < settings.epochs:
                         result.paused = True
                         bar.log(f"paused after epoch {epoch}/{settings.epochs} (time budget); run again to resume")
