@@ -201,12 +201,16 @@ def test_tiny_model_fixture_is_a_valid_edgetune_model(tiny_model_path):
 
 
 def test_parity_tolerances_on_measured_cases() -> None:
-    """Cases seen on the GPU machine: fp16 near-tie flips pass; int8/int4 drift and fp32 drift fail."""
+    """Measured cases: fp16 near-tie flips pass; int8/int4 pass on one-character flips of trained models
+    (demo base, 2-core AVX2 VM) and fail on whole-utterance drift; fp32 drift fails."""
     from edgetune.export.parity import TOLERANCES
 
     assert TOLERANCES[16].accepts(0.96, 0.0138)        # 96/100 identical, every logit within 0.014
     assert not TOLERANCES[16].accepts(0.96, 0.2)       # same flips with a real logit gap: an export bug
-    assert not TOLERANCES[8].accepts(0.67, 0.5885)     # int8 on the VNNI Xeon, GPU study trial 27
-    assert not TOLERANCES[4].accepts(0.72, 0.5613)     # int4, trial 10
-    assert TOLERANCES[8].accepts(0.80, 0.25)           # undertrained near-ties within the integer rule
+    assert TOLERANCES[8].accepts(0.90, 0.6401, 0.004)  # trained int8 width 1.0: 36/40, one character each
+    assert TOLERANCES[4].accepts(0.925, 0.7, 0.005)    # trained int4: 37/40
+    assert not TOLERANCES[8].accepts(0.67, 0.5885, 0.02)   # a third of the transcripts differ, 2 % of characters
+    assert not TOLERANCES[4].accepts(0.72, 0.5613, 0.011)  # just over the 1 % rule
+    assert not TOLERANCES[8].accepts(0.80, 0.25)       # near-ties alone no longer pass: the transcript decides
+    assert TOLERANCES[8].accepts(0.96, 3.0)            # >= 95 % identical passes whatever the logits
     assert not TOLERANCES[32].accepts(1.0, 2e-3)       # fp32 must match to 1e-3
