@@ -20,14 +20,14 @@ import numpy as np
 
 from edgetune.data._audio import load_audio
 from edgetune.data._manifest import Utterance
-from edgetune.data.fbank import FeatureSpec, compute_fbank, num_frames
+from edgetune.data.fbank import FeatureSpec, backend, compute_fbank, num_frames
 
 if TYPE_CHECKING:
     import torch
 
 __all__ = ["FeatureSpec", "compute_fbank", "extract_features", "num_frames", "spec_augment"]
 
-_CACHE_VERSION = 2  # 2: Kaldi fbank
+_CACHE_VERSION = 3  # 2: Kaldi fbank; 3: the implementation (kaldi-native-fbank or numpy) is part of the key
 
 
 def spec_augment(feats: "torch.Tensor", generator: "torch.Generator | None" = None, *,
@@ -64,7 +64,8 @@ def spec_augment(feats: "torch.Tensor", generator: "torch.Generator | None" = No
 
 def _cache_key(utts: list[Utterance], spec: FeatureSpec) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps({"version": _CACHE_VERSION, "spec": asdict(spec)}, sort_keys=True).encode())
+    h.update(json.dumps({"version": _CACHE_VERSION, "spec": asdict(spec), "backend": backend()},
+                        sort_keys=True).encode())
     for u in utts:
         try:
             st = os.stat(u.audio_filepath)
