@@ -29,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = [  # bits, sparsity, depth multiplier (width), chunk ms
     (8, 0.0, 1.0, 320), (4, 0.0, 1.0, 320), (16, 0.0, 1.0, 320), (8, 0.5, 1.0, 320),
     (8, 0.0, 0.5, 320), (4, 0.5, 0.5, 320), (32, 0.0, 0.5, 160), (8, 0.25, 0.75, 640),
@@ -151,8 +152,11 @@ def main() -> int:
                                                             time.monotonic() - t0 < args.deadline):
             i = todo.pop(0)
             log = open(args.out / f"job{i}.log", "w")
+            # the jobs import edgetune from this checkout when it is not installed (the GPU machine)
+            path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
             running.append((i, subprocess.Popen([*base_cmd, "--job", str(i)], stdout=subprocess.PIPE, stderr=log,
-                                                text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})))
+                                                text=True, env={**os.environ, "OMP_NUM_THREADS": "1",
+                                                                "PYTHONPATH": path})))
         time.sleep(1.0)
         for i, proc in list(running):
             if proc.poll() is None:

@@ -7,7 +7,7 @@
 # the wheels in .whl. Results in $OUT: study.tgz, from_base.tgz, logs.tgz.
 #   OUT=/tmp/out TOTAL_SECONDS=330 bash benchmarks/gpu_derived.sh
 set -uo pipefail
-export PYTHONUNBUFFERED=1 EDGETUNE_CACHE=$PWD/.cache
+export PYTHONUNBUFFERED=1 EDGETUNE_CACHE=$PWD/.cache PYTHONPATH=${PYTHONPATH:-/tmp/site}:$PWD
 W=/tmp/gd; mkdir -p "$W"
 TOTAL=${TOTAL_SECONDS:-540}
 t0=$(date +%s); left() { echo $(( TOTAL - ($(date +%s) - t0) )); }
