@@ -198,3 +198,25 @@ def test_finalize_early_then_continue(tmp_path):
     assert done.card["complete"] is True and done.card["training"]["epochs_run"] == 3
     assert [h["epoch"] for h in done.card["training"]["history"]] == [1, 2, 3]
     assert done.card["weights_sha256"] != early.card["weights_sha256"]
+
+
+@pytest.mark.skipif(not (DEMO / "card.json").is_file(), reason="the committed demo base is not in this checkout")
+def test_derived_candidate_from_the_committed_demo_base_end_to_end(tmp_path):
+    """What the smoke study's int8 trial does, on the tiny corpus: the demo base, int8 QAT with
+    distillation for one epoch, export at 160 ms, parity gate, WER/latency/size on the file.
+    (Pruned derivations are covered by the own-checkpoint test; the demo base pruned to 0.75 needs
+    more than one epoch of 48 utterances to pass the int8 parity gate.)"""
+    from edgetune.knobs import Knobs, TrainSettings
+    from edgetune.pipeline import run_candidate
+
+    card = json.loads((DEMO / "card.json").read_text())
+    r = run_candidate(Knobs(bits=8, chunk_ms=160, lr=2e-3), tmp_path / "c", dataset="tiny",
+                      train=TrainSettings(epochs=1, batch_size=16, device="cpu", num_threads=1), base=DEMO,
+                      bench_runs=10, bench_warmup=2, progress=False)
+    assert r["init"] == "base" and r["base"]["weights_sha256"] == card["weights_sha256"]
+    assert r["parity"]["passed"] and r["weight_storage"] == "int8" and r["knobs"]["chunk_ms"] == 160
+    assert r["params"] == r["params_initial"] == card["params"]
+    assert 0.0 <= r["wer_base"] < 0.5  # the trained base recognises the tiny test voices
+    assert r["quant_cost"] == pytest.approx(r["wer_torch"] - r["wer_base"])
+    assert r["export_error"] == pytest.approx(r["wer"] - r["wer_torch"])
+    assert r["size_bytes"] == (tmp_path / "c" / "model.onnx").stat().st_size
