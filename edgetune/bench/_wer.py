@@ -16,7 +16,6 @@ of the host's files, so a file changed in transit or on the device is refused
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import tempfile
@@ -71,7 +70,8 @@ def write_features(model_path: str | os.PathLike, source: str | os.PathLike, out
     utterances of ``source`` (first ``limit``) into ``out_path`` (.npz); returns its manifest.
 
     The manifest holds the feature settings, ids, references, groups, frame counts and a content
-    digest (``runner.features_digest``), so any edit of the file is caught before decoding."""
+    digest (``runner.features_digest``), so any edit of the file is caught before decoding. The same
+    utterances and settings give the same digest (no time stamp inside)."""
     import numpy as np
 
     from edgetune.bench._harness import read_model_metadata
@@ -88,8 +88,7 @@ def write_features(model_path: str | os.PathLike, source: str | os.PathLike, out
     feats = [compute_fbank(load_audio(r["audio"], spec.sample_rate), spec) for r in rows]
     manifest = {"schema": FEATURES_SCHEMA, "features": meta["features"], "source": str(source),
                 "ids": [r["id"] for r in rows], "refs": [r["ref"] for r in rows],
-                "groups": [r["group"] for r in rows], "lengths": [int(f.shape[0]) for f in feats],
-                "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+                "groups": [r["group"] for r in rows], "lengths": [int(f.shape[0]) for f in feats]}
     frames = np.concatenate(feats).astype(np.float32) if feats else np.zeros((0, spec.n_mels), np.float32)
     manifest["digest"] = features_digest(manifest, frames)
     out = Path(out_path)
