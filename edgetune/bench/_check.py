@@ -461,7 +461,8 @@ def run_check(results_path: str, budgets_path: str | None = None, baseline_path:
         warnings += notes + _device_warnings(results, history[-1:])
         outcomes += check_history(results, history, budget)
     dev = (results.bench or {}).get("device_wer")
-    summary = {k: dev.get(k) for k in ("wer", "wer_host", "wer_delta", "utterances", "transcripts_differ")} if dev else None
+    keys = ("wer", "wer_host", "wer_delta", "utterances", "transcripts_differ")
+    summary = {k: dev.get(k) for k in keys} if dev else None
     return CheckReport(outcomes, warnings, results.target, results.stability(), summary)
 
 

@@ -122,11 +122,13 @@ def device_wer(model_path: str | os.PathLike, source: str | os.PathLike, target:
     ``.npz`` from :func:`write_features` (reused as is, e.g. cached between CI runs). Returns
     ``wer`` (device), ``wer_host``, ``wer_delta`` (device - host; None without references),
     ``worst_group_wer``, ``utterances``, ``transcripts_differ``, up to 20 ``differ_examples`` and
-    every row in ``transcripts`` ({id, ref, device, host}), the sha256 of both files, ``decode_seconds`` and the device's
-    ``fingerprint``. Raises ArtifactError for a model or features file that was modified (on the
-    host, in transit or on the device), TargetError when the target or runner fails.
+    every row in ``transcripts`` ({id, ref, device, host}), the sha256 of both files,
+    ``decode_seconds`` and the device's ``fingerprint``. Raises ArtifactError for a model or
+    features file that was modified (on the host, in transit or on the device), TargetError when
+    the target or runner fails. ``target`` may also be a :class:`Transport` instance.
     """
-    from edgetune.bench._harness import REMOTE_MODEL, REMOTE_RUNNER, RUNNER_PATH, parse_events, read_model_metadata
+    from edgetune.bench._harness import (REMOTE_MODEL, REMOTE_RUNNER, RUNNER_PATH, parse_events,
+                                         read_model_metadata)
     from edgetune.bench.runner import decode_features, file_sha256
 
     model_path = Path(model_path)
