@@ -233,8 +233,8 @@ def check_budgets(results: Results, budget: dict[str, Any]) -> list[Outcome]:
         if dev:
             details.update({k: dev.get(k) for k in ("wer", "wer_host", "wer_delta", "utterances",
                                                     "transcripts_differ", "target", "features_digest")})
-            extra = (f" (on the device; host {dev['wer_host']:.6g}, {dev['transcripts_differ']} of "
-                     f"{dev['utterances']} transcripts differ)")
+            extra = (f" (WER on the device {dev['wer']:.6g}, on the host {dev['wer_host']:.6g}, same file and "
+                     f"features; {dev['transcripts_differ']} of {dev['utterances']} transcripts differ)")
         if value <= limit:
             out.append(Outcome(name, "pass", f"{key} = {value:.6g}{unit} <= {limit:g}{unit}{extra}", details))
         else:

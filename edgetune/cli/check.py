@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
               f"p99/p50 {st['p99_p50']:.2f}")
     if report.device_wer:
         w = report.device_wer
-        print(f"WER on the device: {w['wer']}, on the host: {w['wer_host']} (same file and features); "
+        f = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+        print(f"WER on the device: {f(w['wer'])}, on the host: {f(w['wer_host'])} (same file and features); "
               f"{w['transcripts_differ']} of {w['utterances']} transcripts differ")
     n = len(report.outcomes)
     print(f"{n} checks: {n - report.failed - report.noisy} passed or skipped, {report.failed} failed, "
