@@ -12,11 +12,13 @@ without the query string (``ssh://ci@board?identity=...`` uses ``ssh://ci@board`
       rtf: 0.05
       size_bytes: 2000000
       wer: 0.25               # applies only when the results file has a "wer" field
+      wer_delta: 0.005        # device WER - host WER on the same file and features (bench --wer)
     "ssh://ci@pi5":
       p90_ms: 30
 
-Results: a bench JSON (``edgetune bench --json``) or a candidate ``result.json`` holding a
-``wer`` field and the bench result at top level or under ``bench`` / ``latency``.
+Results: a bench JSON (``edgetune bench --json``; with ``--wer`` its ``wer`` is the WER decoded on
+the device, ``wer_delta`` that minus the host's) or a candidate ``result.json`` holding a ``wer``
+field and the bench result at top level or under ``bench`` / ``latency``.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from edgetune.errors import ConfigError, DataError
 # budget key -> (how to read the value from the results, unit for messages)
 LIMIT_KEYS: dict[str, str] = {
     "p50_ms": "ms", "p90_ms": "ms", "p99_ms": "ms", "mean_ms": "ms", "rtf": "", "size_bytes": "B",
-    "gzip_bytes": "B", "peak_rss_bytes": "B", "algorithmic_latency_ms": "ms", "wer": "",
+    "gzip_bytes": "B", "peak_rss_bytes": "B", "algorithmic_latency_ms": "ms", "wer": "", "wer_delta": "",
 }
 SETTING_KEYS = ("noise_floor_pct", "confidence", "regression_on", "bootstrap_resamples", "seed", "min_effect_pct",
                 "detect_pct")
@@ -222,14 +224,23 @@ def check_budgets(results: Results, budget: dict[str, Any]) -> list[Outcome]:
         value = results.metric(key)
         name = f"{key} <= {limit:g}{unit}"
         if value is None:
-            why = ("no 'wer' field (a bench JSON; WER budgets apply to candidate result.json)" if key == "wer"
-                   else f"the results have no {key}")
+            why = (f"no '{key}' field (bench without --wer DATASET, or a test set without references)"
+                   if key.startswith("wer") else f"the results have no {key}")
             out.append(Outcome(name, "skip", why))
-        elif value <= limit:
-            out.append(Outcome(name, "pass", f"{key} = {value:.6g}{unit} <= {limit:g}{unit}", {"value": value}))
+            continue
+        details, extra = {"value": value}, ""
+        dev = (results.bench or {}).get("device_wer") if key.startswith("wer") else None
+        if dev:
+            details.update({k: dev.get(k) for k in ("wer", "wer_host", "wer_delta", "utterances",
+                                                    "transcripts_differ", "target", "features_digest")})
+            extra = (f" (WER on the device {dev['wer']:.6g}, on the host {dev['wer_host']:.6g}, same file and "
+                     f"features; {dev['transcripts_differ']} of {dev['utterances']} transcripts differ)")
+        if value <= limit:
+            out.append(Outcome(name, "pass", f"{key} = {value:.6g}{unit} <= {limit:g}{unit}{extra}", details))
         else:
+            over = f"by {100 * (value - limit) / limit:.1f}%" if limit > 0 else f"by {value - limit:.6g}"
             out.append(Outcome(name, "fail", f"{key} = {value:.6g}{unit} exceeds the budget {limit:g}{unit} "
-                                             f"by {100 * (value - limit) / limit:.1f}%", {"value": value}))
+                                             f"{over}{extra}", details))
     return out
 
 
@@ -362,6 +373,7 @@ class CheckReport:
     warnings: list[str]
     target: str | None
     stability: dict[str, Any] | None = None
+    device_wer: dict[str, Any] | None = None  # bench --wer: device and host WER, differing transcripts
 
     @property
     def failed(self) -> int:
@@ -448,7 +460,10 @@ def run_check(results_path: str, budgets_path: str | None = None, baseline_path:
         history, notes = load_history(history_dir, results.target)
         warnings += notes + _device_warnings(results, history[-1:])
         outcomes += check_history(results, history, budget)
-    return CheckReport(outcomes, warnings, results.target, results.stability())
+    dev = (results.bench or {}).get("device_wer")
+    keys = ("wer", "wer_host", "wer_delta", "utterances", "transcripts_differ")
+    summary = {k: dev.get(k) for k in keys} if dev else None
+    return CheckReport(outcomes, warnings, results.target, results.stability(), summary)
 
 
 # ----------------------------------------------------------------------------- JUnit

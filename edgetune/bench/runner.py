@@ -338,9 +338,118 @@ def time_models(paths: list[str], *, threads: int = 1, runs: int = 200, warmup: 
     return results
 
 
+# ---------------------------------------------------------------------------------------
+# WER on the device's kernels: greedy transcripts of precomputed features (``--decode``).
+# ---------------------------------------------------------------------------------------
+
+FEATURES_SCHEMA = "edgetune-features/1"
+DECODE_SCHEMA = "edgetune-decode/1"
+
+
+class IntegrityError(ValueError):
+    """A features file or model on the device is not the one the host sent (or was edited)."""
+
+
+def file_sha256(path: str) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def features_digest(manifest: dict, feats: np.ndarray) -> str:
+    """sha256 of a features file's content: its manifest (without ``digest``) as sorted JSON, then
+    the frames as little-endian float32. Written by the host, recomputed before decoding."""
+    import hashlib
+
+    body = {k: v for k, v in manifest.items() if k != "digest"}
+    h = hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8"))
+    h.update(np.ascontiguousarray(feats, dtype="<f4").tobytes())
+    return h.hexdigest()
+
+
+def load_features(path: str) -> tuple[dict, list[np.ndarray]]:
+    """A features ``.npz`` (``manifest``: JSON, ``feats``: [sum of frames, n_mels] float32) ->
+    (manifest, per-utterance [T, n_mels] arrays); IntegrityError when its digest does not match."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            manifest = json.loads(str(z["manifest"]))
+            feats = z["feats"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise IntegrityError(f"{path} is not a readable edgetune features file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("schema") != FEATURES_SCHEMA:
+        raise IntegrityError(f"{path}: schema must be {FEATURES_SCHEMA!r}, but got "
+                             f"{manifest.get('schema') if isinstance(manifest, dict) else manifest!r}")
+    actual = features_digest(manifest, feats)
+    if actual != manifest.get("digest"):
+        raise IntegrityError(f"{path} was modified after it was written: its content digest is {actual[:16]}..., "
+                             f"the digest it carries is {str(manifest.get('digest'))[:16]}... Fix: write the "
+                             f"features again (edgetune bench --wer DATASET)")
+    lengths = [int(n) for n in manifest["lengths"]]
+    if feats.ndim != 2 or sum(lengths) != feats.shape[0] or len(lengths) != len(manifest["ids"]):
+        raise IntegrityError(f"{path}: {len(lengths)} lengths summing to {sum(lengths)} do not fit frames "
+                             f"{list(feats.shape)} and {len(manifest['ids'])} ids")
+    offsets = np.cumsum([0] + lengths)
+    return manifest, [feats[offsets[i]:offsets[i + 1]] for i in range(len(lengths))]
+
+
+def decode_features(model_path: str, features_path: str, *, threads: int = 1, model_sha256: str | None = None,
+                    features_sha256: str | None = None, max_seconds: float | None = None):
+    """Yield ``("verified", {...})``, then ``("transcript", {index, id, hyp})`` per utterance, then
+    ``("result", {...})``: greedy CTC transcripts of every utterance in ``features_path``, streamed
+    chunk by chunk with :class:`StreamingModel` (the same code the host's WER uses).
+
+    ``model_sha256`` / ``features_sha256`` are the host's digests of the files it sent: a file
+    that differs on the device raises IntegrityError before anything is decoded, as does a
+    features file whose feature settings are not the model's."""
+    started = time.monotonic()
+    got = {"model": file_sha256(model_path), "features": file_sha256(features_path)}
+    for what, want in (("model", model_sha256), ("features", features_sha256)):
+        if want is not None and got[what] != want:
+            raise IntegrityError(f"the {what} file on the device ({got[what][:16]}...) is not the one the host "
+                                 f"sent ({want[:16]}...): it was changed in transit or on the device")
+    manifest, utterances = load_features(features_path)
+    model = StreamingModel(model_path, threads=threads)
+    if manifest.get("features") != model.meta.get("features"):
+        raise IntegrityError(f"{features_path} holds features computed with {manifest.get('features')}, but "
+                             f"the model hears {model.meta.get('features')}; write them for this model")
+    yield "verified", {"model_sha256": got["model"], "features_sha256": got["features"],
+                       "features_digest": manifest["digest"], "utterances": len(utterances)}
+    for i, (uid, feats) in enumerate(zip(manifest["ids"], utterances)):
+        if max_seconds is not None and time.monotonic() - started > max_seconds:
+            raise TimeoutError(f"decoding stopped after {max_seconds:g} s ({i} of {len(utterances)} utterances); "
+                               f"lower --limit or raise the timeout")
+        yield "transcript", {"index": i, "id": uid, "hyp": model.greedy_text(model.run_utterance(feats))}
+    yield "result", {"schema": DECODE_SCHEMA, "utterances": len(utterances), "threads": threads,
+                     "decode_seconds": time.monotonic() - started}
+
+
+def decode_main(args) -> int:
+    """``--decode features.npz``: JSON lines out (fingerprint, verified, transcript..., result)."""
+    try:
+        emit("start", pid=os.getpid())
+        fingerprint = device_fingerprint(parse_cores(args.cores))
+        emit("fingerprint", **fingerprint)
+        for kind, fields in decode_features(args.model[0], args.decode, threads=args.threads,
+                                            model_sha256=args.model_sha256, features_sha256=args.features_sha256,
+                                            max_seconds=args.max_seconds):
+            if kind == "result":
+                fields["fingerprint"] = fingerprint
+            emit(kind, **fields)
+    except Exception as exc:
+        emit("error", error=type(exc).__name__, message=str(exc))
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python runner.py --model m.onnx [--threads N --runs N --warmup N --cores 0,1]``: JSON lines out.
 
+    ``--decode features.npz`` prints greedy transcripts of precomputed features instead of timing.
     Exit codes: 0 ok (last line ``{"type": "result", ...}``), 1 the run failed (last line
     ``{"type": "error", ...}``), 2 bad arguments.
     """
@@ -356,7 +465,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--optimization", choices=["all", "basic", "none"], default="all")
     p.add_argument("--max-seconds", type=float, default=None, help="stop with an error after this long")
+    p.add_argument("--decode", default=None, metavar="FEATURES.npz",
+                   help="print greedy transcripts of these precomputed features (one model) instead of timing")
+    p.add_argument("--model-sha256", default=None, help="with --decode: refuse a model with another sha256")
+    p.add_argument("--features-sha256", default=None, help="with --decode: refuse a features file with another sha256")
     args = p.parse_args(argv)
+    if args.decode:
+        if len(args.model) != 1:
+            p.error("--decode takes exactly one --model")
+        return decode_main(args)
     try:
         results = time_models(args.model, threads=args.threads, runs=args.runs, warmup=args.warmup,
                               block=args.block, cores=parse_cores(args.cores), features=args.features,

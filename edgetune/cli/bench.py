@@ -1,7 +1,8 @@
 """``edgetune bench MODEL.onnx --target TARGET ... --json out.json``: time a model on a device.
 
-Only parses arguments and calls :func:`edgetune.bench.bench_model`; prints a short table and
-writes the full result (latency samples, target, fingerprint) for ``edgetune check``.
+Only parses arguments and calls :func:`edgetune.bench.bench_models` (and, with ``--wer``,
+:func:`edgetune.bench.device_wer`); prints a short table and writes the full result (latency
+samples, target, fingerprint, device and host WER) for ``edgetune check``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ def register(subparsers) -> None:
                         "`edgetune check` can compare with a baseline stored by another job (see docs/ci-budgets.md)")
     p.add_argument("--no-verify", action="store_true",
                    help="skip the check of the content digest stored at export (bench a modified model anyway)")
+    p.add_argument("--wer", default=None, metavar="DATASET",
+                   help="also decode a test set on the target and report its WER next to the host's: a dataset "
+                        "(preset or folder: its test split), an audio folder, or a features .npz (--wer-features)")
+    p.add_argument("--limit", type=int, default=None, help="with --wer: the first N utterances only")
+    p.add_argument("--wer-features", default=None, metavar="OUT.npz",
+                   help="with --wer: keep the features file sent to the device here (reuse it as --wer OUT.npz)")
     p.add_argument("--json", dest="json_out", default=None, metavar="OUT.json", help="write the full result here")
     p.set_defaults(func=run)
 
@@ -54,11 +61,19 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.baseline_model) != bool(args.baseline_json):
         raise ConfigError("--baseline-model and --baseline-json go together: the baseline's result needs a file")
+    if (args.limit is not None or args.wer_features) and not args.wer:
+        raise ConfigError("--limit and --wer-features go with --wer DATASET")
     models = [args.model] + ([args.baseline_model] if args.baseline_model else [])
     results = bench_models(models, args.target, rounds=args.rounds, block=args.block, threads=args.threads,
                            runs=args.runs, warmup=args.warmup, cores=args.cores, timeout_s=args.timeout,
                            runner=args.runner, features=args.features, perf_test=args.perf_test,
                            reference=args.reference, verify=not args.no_verify)
+    if args.wer:
+        from edgetune.bench import device_wer
+
+        w = device_wer(args.model, args.wer, args.target, limit=args.limit, threads=args.threads,
+                       timeout_s=args.timeout, verify=not args.no_verify, features_out=args.wer_features)
+        results[0].update(wer=w["wer"], wer_host=w["wer_host"], wer_delta=w["wer_delta"], device_wer=w)
     for result, out in zip(results, [args.json_out, args.baseline_json]):
         print(format_table(result))
         if out:
@@ -92,6 +107,12 @@ def format_table(r: dict) -> str:
         lines.append(f"{'stability':<{width}}  {st['score']:.0f}/100 ({st['rating']}): CV {cv} over {st['runs']} "
                      f"run(s){' x reference' if st.get('normalized') else ''}, max/min {mm}, "
                      f"p99/p50 {st['p99_p50']:.2f}")
+    w = r.get("device_wer")
+    if w:
+        f = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+        lines.append(f"{'WER':<{width}}  device {f(w['wer'])}, host {f(w['wer_host'])} (delta "
+                     f"{'n/a' if w['wer_delta'] is None else format(w['wer_delta'], '+.4f')}) on {w['utterances']} "
+                     f"utterance(s); {w['transcripts_differ']} transcript(s) differ")
     lines += [f"warning: {w}" for w in r.get("warnings", [])]
     return "\n".join(lines)
 

@@ -20,7 +20,8 @@ def register(subparsers) -> None:
         epilog="Exit codes: 0 pass, 1 budget exceeded or regression, 2 usage or infrastructure error, "
                "3 too noisy to gate. See docs/ci-budgets.md.")
     p.add_argument("--results", required=True, help="bench JSON (edgetune bench --json) or candidate result.json")
-    p.add_argument("--budgets", default=None, help="budgets YAML (per target: p90_ms, p99_ms, rtf, size_bytes, wer, ...)")
+    p.add_argument("--budgets", default=None,
+                   help="budgets YAML (per target: p90_ms, p99_ms, rtf, size_bytes, wer, wer_delta, ...)")
     p.add_argument("--baseline", nargs="+", default=None, metavar="BASE.json",
                    help="bench JSON(s) of the baseline model, same target: one file from the same job "
                         "(--baseline-model), or stored runs (bench --rounds N --reference; several files pool)")
@@ -48,6 +49,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"stability of the results: {st['score']:.0f}/100 ({st['rating']}), CV "
               f"{'n/a' if st['cv_pct'] is None else format(st['cv_pct'], '.1f') + '%'} over {st['runs']} run(s), "
               f"p99/p50 {st['p99_p50']:.2f}")
+    if report.device_wer:
+        w = report.device_wer
+        f = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+        print(f"WER on the device: {f(w['wer'])}, on the host: {f(w['wer_host'])} (same file and features); "
+              f"{w['transcripts_differ']} of {w['utterances']} transcripts differ")
     n = len(report.outcomes)
     print(f"{n} checks: {n - report.failed - report.noisy} passed or skipped, {report.failed} failed, "
           f"{report.noisy} too noisy to gate")
@@ -57,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
                  "target": report.target, "gate_status": ("fail" if report.failed else
                                                           "noisy" if report.noisy else "pass")}
         props.update({f"stability_{k}": v for k, v in st.items()})
+        props.update({f"device_wer_{k}": v for k, v in (report.device_wer or {}).items()})
         write_junit(args.junit, report.outcomes, classname=f"edgetune.check.{report.target or 'unknown'}",
                     properties=props)
         print(f"wrote {args.junit}")
