@@ -121,6 +121,17 @@ def open_tune_study(config: TuneConfig, root: Path, storage: str | None = None) 
     return study
 
 
+def load_tune_study(study_dir: str | Path, storage: str | None = None) -> Any:
+    """Open an existing tune study from its directory (read the saved ``tune.yaml``)."""
+    import optuna
+
+    root = Path(study_dir)
+    if not (root / CONFIG_NAME).is_file():
+        raise StudyError(f"{root} is not a tune study directory (no {CONFIG_NAME}); fix: run `edgetune base tune`")
+    config = load_tune_config(root / CONFIG_NAME)
+    return optuna.load_study(study_name=config.study_name, storage=open_storage(root, storage or config.storage))
+
+
 def _refuse(saved: TuneConfig, new: TuneConfig, where: str) -> None:
     diffs = saved.diff(new)
     if diffs:
@@ -315,6 +326,9 @@ def finish(config: TuneConfig, root: Path, study: Any, *, final: bool = True, lo
             summary["default"] = retrain(config, defaults, root / "default", log=log, progress=progress)
     atomic_write_text(root / "summary.json", json.dumps(_safe(summary), indent=2, sort_keys=True))
     write_report(config, study, summary, root / "report")
+    from edgetune.base._tracking import make_tracker
+
+    make_tracker(config, root).artifacts(root / "report")
     return summary
 
 
