@@ -168,7 +168,7 @@ def test_pbt_exploit_copies_the_best_members_checkpoint_and_perturbs_its_lr(tmp_
     assert (folder / "pbt.md").read_text().count("| 1 | 1 | 0 |") == 1
 
 
-def test_mlflow_tracking_logs_trials_to_a_local_file_store(tmp_path):
+def test_mlflow_tracking_logs_trials_to_a_local_store(tmp_path):
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
@@ -176,7 +176,7 @@ def test_mlflow_tracking_logs_trials_to_a_local_file_store(tmp_path):
 
     run_tune(_config(tmp_path, n_trials=3, tracking="mlflow", final={"seeds": [0], "epochs": 1}), tmp_path / "study",
              log=lambda *_: None)
-    client = MlflowClient(tracking_uri=(tmp_path / "study" / "mlruns").as_uri())
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'study' / 'mlflow.db'}")
     exp = client.get_experiment_by_name("t")
     runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
     assert {"trial-0", "trial-1", "trial-2"} <= set(runs)

@@ -2,8 +2,9 @@
 
 ``tracking: mlflow`` logs each trial (and each PBT member round) as an MLflow run: its knob
 values as params, train loss, dev loss and dev WER per epoch as metrics (``step`` = epoch), and
-the study's report files as artifacts of a ``summary`` run. The store is a local folder
-``<study dir>/mlruns`` unless ``mlflow_uri`` names another tracking URI.
+the study's report files as artifacts of a ``summary`` run. The store is a local SQLite file
+``<study dir>/mlflow.db`` (MLflow 3 refuses its old ``./mlruns`` file store unless
+``MLFLOW_ALLOW_FILE_STORE=true``) unless ``mlflow_uri`` names another tracking URI.
 """
 
 from __future__ import annotations
@@ -71,5 +72,5 @@ class MlflowTracker:
 def make_tracker(config: Any, root: Path) -> Any:
     if config.tracking != "mlflow":
         return NoTracker()
-    uri = config.mlflow_uri or (Path(root).resolve() / "mlruns").as_uri()
+    uri = config.mlflow_uri or f"sqlite:///{(Path(root).resolve() / 'mlflow.db')}"
     return MlflowTracker(uri, config.study_name)

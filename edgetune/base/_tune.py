@@ -170,8 +170,12 @@ def _alive(pid: int) -> bool:
 
 
 def counted(study: Any) -> int:
-    """Trials that use up ``n_trials``: all but the interrupted ones (running ones of other workers count)."""
-    return sum(1 for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("interrupted"))
+    """Trials that use up ``n_trials``: started ones but the interrupted (running ones of other workers count;
+    queued ``WAITING`` ones do not)."""
+    from optuna.trial import TrialState
+
+    return sum(1 for t in study.get_trials(deepcopy=False)
+               if t.state != TrialState.WAITING and not t.user_attrs.get("interrupted"))
 
 
 # ---------------------------------------------------------------- the objective

@@ -19,7 +19,7 @@ validates its own range and maps to one ``trial.suggest_*`` call::
     enqueue: [{lr: 4.0e-3}]         # knob settings tried first (e.g. the default recipe)
     final: {seeds: [0, 1, 2], compare_default: true}
     pbt: {population: 4, interval: 2, quantile: 0.25}
-    tracking: none                  # or mlflow (local file store <study>/mlruns unless mlflow_uri)
+    tracking: none                  # or mlflow (local store sqlite:///<study>/mlflow.db unless mlflow_uri)
 """
 
 from __future__ import annotations
