@@ -105,8 +105,12 @@ def open_tune_study(config: TuneConfig, root: Path, storage: str | None = None) 
     saved_path = root / CONFIG_NAME
     if saved_path.is_file():
         _refuse(load_tune_config(saved_path), config, str(saved_path))
-    sampler = (optuna.samplers.RandomSampler(seed=config.seed) if config.sampler == SamplerKind.RANDOM
-               else optuna.samplers.TPESampler(seed=config.seed))
+    from edgetune.search._workers import ENV_WORKER
+
+    # each worker of one study draws its own numbers (same seed everywhere would repeat trials)
+    seed = config.seed + int(os.environ.get(ENV_WORKER, "0/1").split("/")[0])
+    sampler = (optuna.samplers.RandomSampler(seed=seed) if config.sampler == SamplerKind.RANDOM
+               else optuna.samplers.TPESampler(seed=seed))
     study = optuna.create_study(study_name=config.study_name, storage=open_storage(root, storage),
                                 direction="minimize", sampler=sampler,
                                 pruner=config.pruner.build(config.proxy_epochs), load_if_exists=True)
