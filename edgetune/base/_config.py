@@ -39,7 +39,13 @@ def _int(name: str, value: Any, low: int) -> int:
 
 @dataclass(frozen=True)
 class BaseTrainConfig:
-    """How a base is trained. ``lr`` is the AdamW peak (warmup, then cosine)."""
+    """How a base is trained. ``lr`` is the AdamW peak (warmup, then cosine).
+
+    The recipe knobs below ``specaugment`` default to the trainer's constants
+    (:mod:`edgetune.train.trainer`, :func:`edgetune.data.spec_augment`); ``edgetune base tune``
+    searches them. At their defaults they are left out of :meth:`BaseConfig.to_dict`, so cards
+    and checkpoints written before they existed still match.
+    """
 
     epochs: int = 30
     batch_size: int = 32
@@ -48,9 +54,20 @@ class BaseTrainConfig:
     device: str = "auto"
     num_threads: int = 0
     specaugment: bool = True
+    weight_decay: float = 1e-2
+    warmup_fraction: float = 0.08
+    grad_clip: float = 5.0
+    freq_width: int = 15        # SpecAugment frequency-mask width (bins), 2 masks
+    time_width: int = 25        # SpecAugment time-mask width (frames), 2 masks
 
     def __post_init__(self) -> None:
         _int("train.epochs", self.epochs, 1)
+        _int("train.freq_width", self.freq_width, 1)
+        _int("train.time_width", self.time_width, 1)
+        for name, low, high in (("weight_decay", 0.0, 1.0), ("warmup_fraction", 0.0, 0.5), ("grad_clip", 1e-3, 1e3)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                raise ConfigError(f"base config train.{name} must be in [{low}, {high}], but got {value!r}")
         _int("train.batch_size", self.batch_size, 1)
         _int("train.num_threads", self.num_threads, 0)
         if not 1e-6 <= float(self.lr) <= 1.0:
@@ -106,6 +123,9 @@ class BaseConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["chunks"], d["eval_chunks"] = list(self.chunks), list(self.eval_chunks)
+        for key in RECIPE_KEYS:  # at their defaults: the dict of a config from before they existed
+            if d["train"][key] == getattr(_DEFAULT_TRAIN, key):
+                del d["train"][key]
         return d
 
     @classmethod
@@ -124,6 +144,11 @@ class BaseConfig:
         if tunknown:
             raise ConfigError(f"{source}: unknown train key(s) {tunknown}; valid keys are {sorted(tknown)}")
         return cls(**d, train=BaseTrainConfig(**train))
+
+
+#: training-recipe knobs added for tuning, omitted from ``to_dict`` at their defaults
+RECIPE_KEYS = ("weight_decay", "warmup_fraction", "grad_clip", "freq_width", "time_width")
+_DEFAULT_TRAIN = BaseTrainConfig()
 
 
 def load_base_config(path: str) -> BaseConfig:

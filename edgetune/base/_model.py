@@ -212,6 +212,40 @@ def _fmt(v: Any) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4f}"
 
 
+def recipe(config: BaseConfig) -> tuple[Any, Any]:
+    """The :class:`Knobs` and :class:`TrainSettings` a base config trains with (bits 32, no QAT)."""
+    from edgetune.knobs import Knobs, TrainSettings
+
+    t = config.train
+    knobs = Knobs(bits=32, chunk_ms=config.export_chunk_ms, lr=t.lr, specaugment=t.specaugment)
+    settings = TrainSettings(epochs=t.epochs, batch_size=t.batch_size, seed=t.seed, device=t.device,
+                             qat_fraction=0.0, num_threads=t.num_threads)
+    return knobs, settings
+
+
+def fit_base(config: BaseConfig, model: Any, train_set: list[Any], dev_set: list[Any], *, checkpoint: Any = None,
+             deadline: float | None = None, on_epoch: Any = None, progress: bool = False, echo: bool = True) -> Any:
+    """Train ``model`` (built for ``config``) by ``config``'s recipe through :func:`edgetune.train.train_model`.
+
+    The one training path of a base: :func:`train_base`, ``edgetune base tune`` trials and
+    population members all call it (``on_epoch`` returning False stops, as in ``train_model``)."""
+    import functools
+
+    from edgetune.data import VOCABULARY, spec_augment
+    from edgetune.train import train_model
+
+    t = config.train
+    knobs, settings = recipe(config)
+    augment = None
+    if (t.freq_width, t.time_width) != (15, 25):
+        augment = functools.partial(spec_augment, freq_width=t.freq_width, time_width=t.time_width)
+    return train_model(model, knobs, settings, train_set, dev_set, vocabulary=VOCABULARY,
+                       pad_value=_features().silence, progress=progress, chunk_choices=config.chunk_choices(),
+                       checkpoint=checkpoint, deadline=deadline, echo=echo, on_epoch=on_epoch,
+                       spec_augment=augment, weight_decay=t.weight_decay, warmup_fraction=t.warmup_fraction,
+                       grad_clip=t.grad_clip)
+
+
 class TrainingPaused(Exception):
     """Base training stopped at its time budget after a checkpoint; the same call resumes it."""
 
@@ -232,9 +266,7 @@ def train_base(config: BaseConfig, out_dir: str | os.PathLike, *, progress: bool
 
     from edgetune import __version__
     from edgetune.data import VOCABULARY, load_validated_dataset
-    from edgetune.knobs import Knobs, TrainSettings
     from edgetune.model import build_model
-    from edgetune.train import train_model
     from edgetune.train._checkpoint import TrainCheckpoint
 
     out = Path(out_dir)
@@ -261,9 +293,7 @@ def train_base(config: BaseConfig, out_dir: str | os.PathLike, *, progress: bool
     log(f"features ready after {time.perf_counter() - t0:.0f} s: {len(train_set)} train, {len(dev_set)} dev, "
         f"{len(test_set)} test utterances")
     t = config.train
-    knobs = Knobs(bits=32, chunk_ms=config.export_chunk_ms, lr=t.lr, specaugment=t.specaugment)
-    settings = TrainSettings(epochs=t.epochs, batch_size=t.batch_size, seed=t.seed, device=t.device,
-                             qat_fraction=0.0, num_threads=t.num_threads)
+    knobs, settings = recipe(config)
     torch.manual_seed(t.seed)
     model = build_model(config.family, knobs, config.resolved_model_config())
     if finalize:
@@ -282,9 +312,7 @@ def train_base(config: BaseConfig, out_dir: str | os.PathLike, *, progress: bool
     else:
         if ckpt.latest() is not None:
             log(f"resuming base training from {ckpt.latest()}")
-        result = train_model(model, knobs, settings, train_set, dev_set, vocabulary=VOCABULARY,
-                             pad_value=_features().silence, progress=progress,
-                             chunk_choices=config.chunk_choices(), checkpoint=ckpt, deadline=deadline, echo=True)
+        result = fit_base(config, model, train_set, dev_set, checkpoint=ckpt, deadline=deadline, progress=progress)
     if result.paused:
         raise TrainingPaused(f"base {out} paused after epoch {result.epochs_run}/{t.epochs} "
                              f"({max_minutes} min budget); run the same command again to continue")

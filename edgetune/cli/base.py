@@ -1,4 +1,4 @@
-"""``edgetune base train --config base.yaml --out DIR``: train (or resume) a base model.
+"""``edgetune base train --config base.yaml --out DIR``: train (or resume) a base model; ``base tune``: tune its recipe.
 
 Only parses arguments and calls :func:`edgetune.base.train_base`.
 """
@@ -30,6 +30,9 @@ def register(subparsers) -> None:
                         "running again without it continues the training")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
     t.set_defaults(func=run_train)
+    from edgetune.cli._tune import register_tune
+
+    register_tune(sub)
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -114,9 +114,9 @@ class _GpuEnergy:
             return None
 
 
-def lr_at(step: int, total: int, peak: float) -> float:
-    """Linear warmup, then cosine decay to FINAL_LR_FRACTION x peak."""
-    warmup = max(1, int(WARMUP_FRACTION * total))
+def lr_at(step: int, total: int, peak: float, warmup_fraction: float = WARMUP_FRACTION) -> float:
+    """Linear warmup over ``warmup_fraction`` of the steps, then cosine decay to FINAL_LR_FRACTION x peak."""
+    warmup = max(1, int(warmup_fraction * total))
     if step < warmup:
         return peak * (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, total - warmup))
@@ -278,7 +278,9 @@ def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Se
                 chunk_choices: Sequence[int] | None = None, distill: Distillation | None = None,
                 set_stats: bool = True, qat_from_start: bool = False,
                 checkpoint: Any | None = None, deadline: float | None = None, echo: bool = False,
-                fast: FastPath | None = None, reference_batch: int | None = None) -> TrainResult:
+                fast: FastPath | None = None, reference_batch: int | None = None,
+                weight_decay: float = WEIGHT_DECAY, warmup_fraction: float = WARMUP_FRACTION,
+                grad_clip: float = GRAD_CLIP) -> TrainResult:
     """Train ``model`` in place for ``knobs`` (QAT width, sparsity, lr, SpecAugment) at ``settings``.
 
     ``chunk_choices``: dynamic chunk training (WeNet U2): each batch draws its attention chunk
@@ -293,6 +295,9 @@ def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Se
     (default :meth:`FastPath.default` for the device: CPU numbers stay as they were).
     ``reference_batch``: the batch size ``knobs.lr`` was tuned at; the peak lr is then scaled to
     ``settings.batch_size`` by :func:`lr_for_batch` (None: ``knobs.lr`` as given).
+    ``weight_decay``, ``warmup_fraction``, ``grad_clip``: the recipe's AdamW decay, warmup share of
+    the steps and gradient-norm clip (defaults: the module constants; a resumed checkpoint takes
+    the ``weight_decay`` given here, so population-based training can change it between rounds).
 
     Raises TrainingError on a NaN/inf loss or CUDA out-of-memory, naming the step and the fix.
     """
@@ -341,7 +346,7 @@ def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Se
     pruner: StructuredPruner | None = None
 
     def make_opt() -> torch.optim.Optimizer:
-        return make_optimizer(model, peak_lr, WEIGHT_DECAY, device, fast)
+        return make_optimizer(model, peak_lr, weight_decay, device, fast)
 
     opt = make_opt()
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
@@ -359,6 +364,8 @@ def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Se
             result.history = list(state["history"])
             result.epochs_run = state["epoch"]
             elapsed_before = float(state.get("train_seconds", 0.0))
+            for group in opt.param_groups:
+                group["weight_decay"] = weight_decay
     chunk_choices = list(chunk_choices or [])
     try:
         with _Progress(progress, total, f"train {_short(knobs)}", echo=echo) as bar:
@@ -381,21 +388,21 @@ def train_model(model: Any, knobs: Knobs, settings: TrainSettings, train_set: Se
                         chunk_ms = chunk_choices[int(torch.randint(len(chunk_choices), (1,), generator=gen))]
                     frames = model.chunk_frames if chunk_ms is None else max(SUBSAMPLING, chunk_ms // FRAME_SHIFT_MS)
                     batch = gather([train_set[i] for i in idx], frames, model.subsampling, pad_value)
-                    loss = _train_step(model, batch, opt, device, autocast, lr_at(step, total, peak_lr),
+                    loss = _train_step(model, batch, opt, device, autocast, lr_at(step, total, peak_lr, warmup_fraction),
                                        spec_augment if knobs.specaugment else None, gen, chunk_ms=chunk_ms,
                                        teacher=teacher, distill=distill, forward=forward,
-                                       host_lengths=fast.async_batches)
+                                       host_lengths=fast.async_batches, grad_clip=grad_clip)
                     running += loss * len(idx)
                     seen += len(idx)
                     step += 1
                     if step % SYNC_EVERY == 0 or seen == len(train_set):  # one host sync per SYNC_EVERY steps
-                        _check_finite(running, step, epoch, lr_at(step, total, peak_lr), knobs)
+                        _check_finite(running, step, epoch, lr_at(step, total, peak_lr, warmup_fraction), knobs)
                         bar.update(f"epoch {epoch}/{settings.epochs} loss {float(loss):.3f}", advance=0)
                     bar.update(None)
                 dev = evaluate(model, dev_set, batch_size=settings.batch_size, pad_value=pad_value,
                                vocabulary=vocabulary, device=device) if dev_set else {"loss": float("nan"),
                                                                                      "wer": float("nan")}
-                _check_finite(running, step, epoch, lr_at(step, total, peak_lr), knobs)
+                _check_finite(running, step, epoch, lr_at(step, total, peak_lr, warmup_fraction), knobs)
                 record = {"epoch": epoch, "train_loss": float(running) / max(1, seen), "dev_loss": dev["loss"],
                           "wer": dev["wer"], "worst_group_wer": dev.get("worst_group_wer", float("nan")),
                           "seconds": elapsed_before + time.perf_counter() - t0}
@@ -452,7 +459,7 @@ def _train_step(model: Any, batch: Batch, opt: torch.optim.Optimizer, device: to
                 autocast: Any, lr: float, augment: Callable[..., torch.Tensor] | None,
                 gen: torch.Generator, *, chunk_ms: int | None = None, teacher: Any | None = None,
                 distill: Distillation | None = None, forward: Forward | None = None,
-                host_lengths: bool = False) -> torch.Tensor:
+                host_lengths: bool = False, grad_clip: float = GRAD_CLIP) -> torch.Tensor:
     """One optimizer step; returns the loss as a device tensor (no host sync: the caller checks it).
 
     ``forward``: the model's (possibly compiled) forward; a compiled one that fails is switched to
@@ -498,7 +505,7 @@ def _train_step(model: Any, batch: Batch, opt: torch.optim.Optimizer, device: to
             loss = loss_and_backward(forward)
     else:
         loss = loss_and_backward(forward)
-    torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     opt.step()
     return loss.detach()
 
