@@ -1,29 +1,33 @@
-"""Replay search strategies against a frozen table of measured configurations.
+"""Replay search strategies against a frozen table of measured configurations, through ``run_study``.
 
 Every configuration of a grid was trained and measured once (a GPU machine writes the table,
-schema in ``benchmarks/tables/README.md``). Here each strategy asks an Optuna sampler for
-configurations and "evaluates" them by table lookup on a simulated clock of GPU-seconds:
+schema in ``benchmarks/tables/README.md``). Each strategy here is a study config, and each run is
+the product's own loop, ``edgetune.search.run_study``, with
+:class:`edgetune.search.TableRunner` as its candidate runner: it answers from the table and
+charges what the table says to a simulated clock of GPU-seconds. No loop, budget rule or
+scheduler lives in this file (STYLE.md, "Benchmarks run the code that ships"):
 
-* ``edgetune``: NSGA-II (or multi-objective TPE: ``--sampler``, a tuned choice) +
-  latency-first rejection (the untrained candidate is measured,
-  ``measure_seconds``; over budget -> never trained) + MO-ASHA (a stopped trial costs only
-  the epochs it ran; its partial dev WER is seen by the scheduler only); once the sampler
-  has nothing new to propose, stopped configurations are retrained in full (from scratch,
-  ``train_gpu_seconds``), best first (``MOASHA.resume_order``);
-* ``nsga2``: Optuna NSGA-II, every trial trained fully;
+* ``edgetune``: the configured sampler (NSGA-II or multi-objective TPE: ``--sampler``, a tuned
+  choice) + ``precheck: true`` (latency-first rejection: the untrained candidate is measured,
+  ``measure_seconds``; over budget -> never trained) + ``scheduler: moasha`` (a stopped trial
+  costs only the epochs it ran and ends PRUNED);
+* ``nsga2``: Optuna NSGA-II, every trial trained fully (the budget is a constraint learnt after training);
 * ``motpe``: Optuna multi-objective TPE, every trial trained fully;
 * ``random``: random search, every trial trained fully;
 * ``edgetune-no-asha`` (ablation, not a baseline): edgetune's sampler and latency-first
   rejection, every feasible trial trained fully.
 
-Same rules for all: objectives (test_wer, latency_ms), both minimised; the budgets are
-Optuna constraints (baselines learn a trial's latency after training it, edgetune before);
-a fully trained trial costs ``train_gpu_seconds + measure_seconds`` (export + latency
-measurement) whoever runs it; a configuration proposed again replays its recorded outcome at
-no cost (a memoised objective). The front at clock ``t`` is the non-dominated set of fully
-trained, feasible configurations finished by ``t``; the score is its hypervolume over the
-true front's (all feasible rows), with a declared reference point. Results: the HV fraction
-vs GPU-seconds over seeds (median, quartiles) and one-sided Mann-Whitney U tests.
+Same rules for all: objectives (wer = the table's test_wer, latency_ms), both minimised; the
+budgets are the study's ``budgets`` (Optuna constraints); one ``measure_seconds`` per trial
+(export + measurement) whoever runs it; a configuration proposed again is a duplicate that
+``run_study`` answers from the earlier trial at no cost (a MO-ASHA-stopped one is trained again,
+as the product does). ``--workers K`` runs K simulated workers on one clock. A run ends when the
+horizon's GPU-seconds are spent (the trials in flight are interrupted) or the study's
+``n_trials`` (``--n-trials-per-config`` x the grid size; duplicates count) are finished. The
+front at cost ``t`` is the non-dominated set of fully trained, feasible configurations finished
+by ``t``; the score is its hypervolume over the true front's (all feasible rows), with a declared
+reference point. Results: the HV fraction vs GPU-seconds over seeds (median, quartiles) and
+one-sided Mann-Whitney U tests.
 
 Usage::
 
@@ -59,7 +63,7 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
 
 from edgetune.errors import ConfigError, DataError  # noqa: E402
 from edgetune.report._pareto import hypervolume, pareto_mask  # noqa: E402
-from edgetune.schedulers import MOASHA, Budgets, precheck, record_precheck  # noqa: E402
+from edgetune.search import Budget, StudyConfig, TableRunner  # noqa: E402
 
 KNOBS = ("bits", "sparsity", "depth_multiplier", "chunk_ms")
 TAIL_COLUMNS = (
@@ -254,11 +258,21 @@ def synthetic_table(
 # ---- the problem ----------------------------------------------------------------------------
 
 
+def make_budgets(max_latency_ms: float | None = None, max_size_bytes: float | None = None) -> tuple[Budget, ...]:
+    """The study's budgets as the product writes them (``latency_ms <= x``, ``size_bytes <= y``)."""
+    out = []
+    if max_latency_ms is not None:
+        out.append(Budget("latency_ms", "<=", float(max_latency_ms)))
+    if max_size_bytes is not None:
+        out.append(Budget("size_bytes", "<=", float(max_size_bytes)))
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class Problem:
     """What every strategy is scored on: budgets, reference point, the true front."""
 
-    budgets: Budgets
+    budgets: tuple[Budget, ...]
     reference: tuple[float, float]
     true_hv: float
     true_front: list[dict[str, Any]]
@@ -267,7 +281,7 @@ class Problem:
     reference_rule: str
 
 
-def make_problem(table: Table, budgets: Budgets, budget_note: str = "", wer_ref: float | None = None) -> Problem:
+def make_problem(table: Table, budgets: Sequence[Budget], budget_note: str = "", wer_ref: float | None = None) -> Problem:
     """Feasible rows, the reference point and the true front.
 
     Reference point: ``1.1 x`` the largest feasible ``latency_ms``, and ``1.1 x`` the largest
@@ -277,9 +291,15 @@ def make_problem(table: Table, budgets: Budgets, budget_note: str = "", wer_ref:
     every strategy gets almost at once.
     """
     df = table.df
-    feasible = np.array([precheck(budgets, lat, size).feasible for lat, size in zip(df["latency_ms"], df["size_bytes"])])
+    budgets = tuple(budgets)
+    cols = {"latency_ms": df["latency_ms"].to_numpy(float), "size_bytes": df["size_bytes"].to_numpy(float)}
+    feasible = np.ones(len(df), dtype=bool)
+    for b in budgets:
+        if b.metric not in cols:
+            raise ConfigError(f"budget '{b}': a table replay budgets latency_ms or size_bytes only")
+        feasible &= np.array([b.satisfied(v) for v in cols[b.metric]])
     if not feasible.any():
-        raise ConfigError(f"no configuration of {table.source} meets the budgets {budgets.to_dict()}. Fix: relax them")
+        raise ConfigError(f"no configuration of {table.source} meets the budgets {[str(b) for b in budgets]}. Fix: relax them")
     pts = df[["test_wer", "latency_ms"]].to_numpy(float)
     lat_ref = float(df["latency_ms"][feasible].max() * REF_FACTOR)
     if wer_ref is None:
@@ -307,7 +327,7 @@ def _canonical(points: np.ndarray) -> np.ndarray:
     return front
 
 
-# ---- one run of one strategy ----------------------------------------------------------------
+# ---- one run of one strategy: a study config, replayed through run_study ---------------------
 
 
 @dataclass(frozen=True)
@@ -321,12 +341,42 @@ class Settings:
     min_peers: int = 6
     nsga2_population_size: int = 8  # the NSGA-II baseline's
     tpe_startup_trials: int = 10  # Optuna's default
-    resume: bool = True  # edgetune retrains stopped configs once the sampler has nothing new
+    workers: int = 1  # simulated workers on one clock (K GPUs, K trials in flight)
+    n_trials_per_config: int = 3  # the study's n_trials = this x the grid size (duplicates count, as in the product)
+
+
+def study_config(strategy: str, table: Table, problem: Problem, seed: int, s: Settings) -> StudyConfig:
+    """The product's study config of one strategy: what a user would write in study.yaml."""
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"unknown strategy {strategy!r}; valid strategies are {', '.join(STRATEGIES)}")
+    if strategy in LATENCY_FIRST:
+        if s.sampler not in ("nsga2", "tpe"):
+            raise ConfigError(f"edgetune's sampler must be 'nsga2' or 'tpe', but got {s.sampler!r}")
+        sampler = {"name": s.sampler, "population_size": s.population_size, "n_startup_trials": s.tpe_startup_trials}
+    else:
+        sampler = {"nsga2": {"name": "nsga2", "population_size": s.nsga2_population_size},
+                   "motpe": {"name": "tpe", "n_startup_trials": s.tpe_startup_trials},
+                   "random": {"name": "random"}}[strategy]
+    scheduler = {"name": "moasha", "eta": s.eta, "min_epochs": s.min_epochs, "min_peers": s.min_peers} \
+        if strategy == "edgetune" and s.min_epochs < table.epochs else {"name": "none"}
+    return StudyConfig.from_dict({
+        "study_name": f"replay-{strategy}-{seed}",
+        "n_trials": s.n_trials_per_config * len(table.df),
+        "seed": seed,
+        "dataset": "grid",  # the corpus the table was measured on; a table replay reads no audio
+        "space": {k: list(v) for k, v in table.grid.items()},
+        "train": {"epochs": table.epochs},
+        "objectives": ["wer", "latency_ms"],
+        "budgets": [f"{b.metric} {b.op} {b.bound!r}" for b in problem.budgets],
+        "precheck": strategy in LATENCY_FIRST and bool(problem.budgets),
+        "scheduler": scheduler,
+        "sampler": {**sampler, "enqueue_baseline": False},
+    })
 
 
 @dataclass
 class Run:
-    """One strategy, one seed: the clock after each newly evaluated configuration, and what it cost."""
+    """One strategy, one seed: the GPU-seconds at each fully trained configuration's end, and the HV then."""
 
     strategy: str
     seed: int
@@ -337,11 +387,12 @@ class Run:
     full: int = 0
     stopped: int = 0
     rejected: int = 0
-    resumed: int = 0
-    first_resume_at: float | None = None  # GPU-seconds on the clock when the first retraining began
+    duplicates: int = 0
+    interrupted: int = 0
     stop_reason: str = ""
-    spent: dict[str, float] = field(default_factory=lambda: {"train": 0.0, "partial_train": 0.0, "measure": 0.0})
-    trials: list[dict[str, Any]] = field(default_factory=list)  # each new configuration, in order
+    gpu_seconds: float = 0.0
+    spent: dict[str, float] = field(default_factory=dict)
+    trials: list[dict[str, Any]] = field(default_factory=list)  # each trial of the study, in order
 
     def hv_at(self, costs: np.ndarray) -> np.ndarray:
         """Hypervolume reached by each clock value (a step function: a trial counts when it ends)."""
@@ -351,174 +402,64 @@ class Run:
     def summary(self) -> dict[str, Any]:
         return {
             "seed": self.seed, "asks": self.asks, "evaluated": self.evaluated, "fully_trained": self.full,
-            "stopped_early": self.stopped, "rejected_before_training": self.rejected, "resumed": self.resumed,
-            "first_resume_gpu_seconds": self.first_resume_at,
-            "gpu_seconds": self.costs[-1], "spent": self.spent, "end": self.stop_reason,
+            "stopped_early": self.stopped, "rejected_before_training": self.rejected,
+            "duplicates": self.duplicates, "interrupted_at_budget": self.interrupted,
+            "gpu_seconds": self.gpu_seconds, "spent": self.spent, "end": self.stop_reason,
             "final_hv": self.hvs[-1],
         }
 
 
-def _sampler(strategy: str, seed: int, s: Settings) -> Any:
-    import optuna
-
-    if strategy in LATENCY_FIRST:
-        if s.sampler == "tpe":
-            return optuna.samplers.TPESampler(seed=seed, n_startup_trials=s.tpe_startup_trials)
-        if s.sampler != "nsga2":
-            raise ConfigError(f"edgetune's sampler must be 'nsga2' or 'tpe', but got {s.sampler!r}")
-        return optuna.samplers.NSGAIISampler(population_size=s.population_size, seed=seed)
-    if strategy == "nsga2":
-        return optuna.samplers.NSGAIISampler(population_size=s.nsga2_population_size, seed=seed)
-    if strategy == "motpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=s.tpe_startup_trials)
-    if strategy == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    raise ConfigError(f"unknown strategy {strategy!r}; valid strategies are {', '.join(STRATEGIES)}")
+def simulate(strategy: str, table: Table, problem: Problem, seed: int, settings: Settings, horizon: float,
+             study_dir: Path | None = None) -> Run:
+    """Replay ``strategy`` as a study through ``run_study`` (``TableRunner``) until ``horizon``
+    GPU-seconds are spent or the study's ``n_trials`` are finished; then read the study."""
+    config = study_config(strategy, table, problem, seed, settings)
+    runner = TableRunner(table.rows, table.epochs, source=table.source)
+    with tempfile.TemporaryDirectory(prefix="replay-") as tmp:
+        where = Path(study_dir) if study_dir is not None else Path(tmp)
+        rep = runner.replay(config, where, workers=settings.workers, gpu_seconds=horizon)
+        trials = _load_trials(config, where)
+    return _run_from_trials(strategy, seed, trials, rep, problem, settings.workers)
 
 
-def simulate(strategy: str, table: Table, problem: Problem, seed: int, settings: Settings, horizon: float) -> Run:
-    """Run ``strategy`` until ``horizon`` GPU-seconds are spent or it has nothing left to do:
-    the grid is exhausted, or the sampler only repeats itself (``max(grid size, 100)``
-    proposals in a row already evaluated); edgetune then retrains stopped configurations
-    before it ends."""
-    import optuna
+def _load_trials(config: StudyConfig, study_dir: Path) -> list[Any]:
+    from edgetune.search import StudyPaths, open_study
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sim = _Sim(strategy, table, problem, settings,
-               optuna.create_study(directions=["minimize", "minimize"], sampler=_sampler(strategy, seed, settings)),
-               Run(strategy, seed))
-    n_configs, repeats = len(table.df), 0
-    repeat_limit = max(n_configs, 100)
-    while True:
-        if sim.run.costs[-1] >= horizon:
-            sim.run.stop_reason = "horizon"
-            break
-        if len(sim.memo) == n_configs or repeats >= repeat_limit:
-            order = sim.sched.resume_order(sim.study) if sim.sched is not None and settings.resume else []
-            if not order:
-                sim.run.stop_reason = "grid exhausted" if len(sim.memo) == n_configs else "sampler repeats itself"
-                break
-            sim.resume(order[0])
-            continue
-        repeats = 0 if sim.step() else repeats + 1
-    return sim.run
+    return open_study(config, StudyPaths(study_dir), create=False).get_trials(deepcopy=False)
 
 
-@dataclass
-class _Sim:
-    """The state of one simulated study: Optuna study, scheduler, memo, current front."""
-
-    strategy: str
-    table: Table
-    problem: Problem
-    settings: Settings
-    study: Any
-    run: Run
-    memo: dict[tuple, tuple[Any, dict[str, float]]] = field(default_factory=dict)  # key -> (values|None, constraints)
-    front: list[tuple[float, float]] = field(default_factory=list)
-    sched: MOASHA | None = None
-    latency_first: bool = False
-
-    def __post_init__(self) -> None:
-        self.latency_first = self.strategy in LATENCY_FIRST
-        if self.strategy == "edgetune":
-            s = self.settings
-            self.sched = MOASHA(min_epochs=s.min_epochs, max_epochs=self.table.epochs, eta=s.eta,
-                                min_peers=s.min_peers, objectives=("dev_wer", "latency_ms"))
-
-    def _ask(self) -> tuple[Any, tuple]:
-        trial = self.study.ask()
-        self.run.asks += 1
-        return trial, tuple(trial.suggest_categorical(k, self.table.grid[k]) for k in KNOBS)
-
-    def _tell(self, trial: Any, values: tuple[float, float] | None) -> None:
-        from optuna.trial import TrialState
-
-        if values is None:
-            self.study.tell(trial, state=TrialState.PRUNED)
-        else:
-            self.study.tell(trial, values)
-
-    def _record(self, key: tuple, outcome: str, epochs: int, cost: float, feasible: bool,
-                values: tuple[float, float] | None) -> None:
-        self.run.trials.append({"key": key, "outcome": outcome, "epochs": epochs, "cost": cost, "feasible": feasible})
-        if values is not None and feasible:  # only fully trained, feasible configurations make the front
-            self.front[:] = [tuple(p) for p in _canonical(np.array(self.front + [values]))]
-        self.run.costs.append(self.run.costs[-1] + cost)
-        self.run.hvs.append(hypervolume(np.array(self.front), self.problem.reference) if self.front else 0.0)
-
-    def step(self) -> bool:
-        """Ask for one configuration and evaluate it; False when it was already evaluated."""
-        trial, key = self._ask()
-        if key in self.memo:  # a memoised objective: same outcome, no cost
-            values, cons = self.memo[key]
-            for name, v in cons.items():
-                trial.set_constraint(name, v)
-            self._tell(trial, values)
-            return False
-        row = self.table.row(key)
-        verdict = precheck(self.problem.budgets, row["latency_ms"], row["size_bytes"])
-        if not self.latency_first:
-            values, outcome, epochs, cost = self._train_fully(trial, row, verdict)
-        else:
-            values, outcome, epochs, cost = self._latency_first_then_moasha(trial, key, row, verdict)
-        self.memo[key] = (values, dict(verdict.constraints))
-        self._tell(trial, values)
-        self.run.evaluated += 1
-        self._record(key, outcome, epochs, cost, verdict.feasible, values)
-        return True
-
-    def _train_fully(self, trial: Any, row: dict, verdict: Any) -> tuple[tuple[float, float], str, int, float]:
-        """A baseline trial: train every epoch, then export and measure; budgets become constraints."""
-        for name, v in verdict.constraints.items():
-            trial.set_constraint(name, v)
-        self.run.spent["train"] += row["train_gpu_seconds"]
-        self.run.spent["measure"] += row["measure_seconds"]
-        self.run.full += 1
-        cost = row["train_gpu_seconds"] + row["measure_seconds"]
-        return (row["test_wer"], row["latency_ms"]), "full", self.table.epochs, cost
-
-    def _latency_first_then_moasha(self, trial: Any, key: tuple, row: dict, verdict: Any
-                                   ) -> tuple[tuple[float, float] | None, str, int, float]:
-        """An edgetune trial: measure the untrained candidate; if feasible, train (under MO-ASHA)."""
-        cost = row["measure_seconds"]
-        self.run.spent["measure"] += cost
-        record_precheck(trial, verdict)
-        if not verdict.feasible:
-            self.run.rejected += 1
-            return None, "rejected", 0, cost
-        epochs_judged = range(1, self.table.epochs + 1) if self.sched is not None else range(0)
-        for epoch in epochs_judged:
-            if self.sched.should_stop(self.study, trial, epoch, [self.table.dev_wer(key, epoch), row["latency_ms"]]):
-                part = min(epoch * row["epoch_gpu_seconds"], row["train_gpu_seconds"])
-                self.run.spent["partial_train"] += part
-                self.run.stopped += 1
-                return None, "stopped", epoch, cost + part
-        self.run.spent["train"] += row["train_gpu_seconds"]
-        self.run.full += 1
-        return (row["test_wer"], row["latency_ms"]), "full", self.table.epochs, cost + row["train_gpu_seconds"]
-
-    def resume(self, number: int) -> None:
-        """Retrain stopped trial ``number``'s configuration from scratch to the end.
-
-        From scratch (``train_gpu_seconds``), not from the stopped checkpoint, so the study
-        loop need not keep checkpoints; its latency is known, so no new measurement.
-        """
-        from edgetune.schedulers import RESUMED_FROM_ATTR
-
-        params = self.study.get_trials(deepcopy=False)[number].params
-        self.study.enqueue_trial(params, user_attrs={RESUMED_FROM_ATTR: number})
-        trial, key = self._ask()
-        row = self.table.row(key)
-        values = (row["test_wer"], row["latency_ms"])
-        self._tell(trial, values)
-        self.memo[key] = (values, self.memo[key][1])
-        self.run.spent["train"] += row["train_gpu_seconds"]
-        self.run.full += 1
-        if self.run.first_resume_at is None:
-            self.run.first_resume_at = self.run.costs[-1]
-        self.run.resumed += 1
-        self._record(key, "resumed", self.table.epochs, row["train_gpu_seconds"], True, values)
+def _run_from_trials(strategy: str, seed: int, trials: list[Any], rep: Any, problem: Problem, workers: int) -> Run:
+    """Costs and the front over time, read from the study's trials (what the product recorded)."""
+    run = Run(strategy, seed, stop_reason=rep.end, spent=rep.spent, gpu_seconds=sum(rep.spent.values()))
+    run.asks = len(trials)
+    done = []
+    for t in trials:
+        a = t.user_attrs
+        dup = "duplicate_of" in a
+        outcome = ("interrupted" if t.state.name == "FAIL" and a.get("interrupted") else
+                   "duplicate" if dup else
+                   "full" if t.state.name == "COMPLETE" else
+                   "rejected" if "rejected_by_budget" in a else
+                   "stopped" if "stopped_at_rung" in a else t.state.name.lower())
+        key = tuple(a["knobs"][k] for k in KNOBS) if "knobs" in a else None
+        feasible = all(v <= 0 for v in (t.constraints or {}).values())
+        run.trials.append({"number": t.number, "key": key, "outcome": outcome, "feasible": feasible,
+                           "epochs": a.get("stopped_at_epoch", a.get("epochs_run")),
+                           "finished_at": a.get("finished_at")})
+        run.duplicates += dup
+        run.interrupted += outcome == "interrupted"
+        run.full += outcome == "full"
+        run.stopped += outcome == "stopped"
+        run.rejected += outcome == "rejected"
+        if outcome == "full" and feasible:
+            done.append((float(a["finished_at"]) * workers, tuple(t.values)))
+    run.evaluated = run.full + run.stopped + run.rejected
+    front: list[tuple[float, float]] = []
+    for cost, values in sorted(done, key=lambda x: x[0]):
+        front = [tuple(p) for p in _canonical(np.array(front + [values]))]
+        run.costs.append(cost)
+        run.hvs.append(hypervolume(np.array(front), problem.reference))
+    return run
 
 
 # ---- many seeds, statistics -------------------------------------------------------------------
@@ -666,7 +607,7 @@ def build_result(table: Table, problem: Problem, runs: dict[str, list[Run]], set
         },
         "problem": {
             "objectives": ["test_wer", "latency_ms"],
-            "budgets": problem.budgets.to_dict(),
+            "budgets": [f"{b.metric} {b.op} {b.bound!r}" for b in problem.budgets],
             "budget_note": problem.budget_note,
             "reference_point": {"test_wer": problem.reference[0], "latency_ms": problem.reference[1]},
             "reference_rule": problem.reference_rule,
@@ -690,7 +631,7 @@ def build_result(table: Table, problem: Problem, runs: dict[str, list[Run]], set
 def render_markdown(res: dict[str, Any]) -> str:
     t, p = res["table"], res["problem"]
     lines = [
-        "# Replay: search strategies on a frozen table",
+        "# Replay: search strategies on a frozen table, through run_study",
         "",
         f"Table `{t['source']}` ({t['kind']}, {t['rows']} configurations, {t['epochs']} epochs, sha256 "
         f"`{t['sha256'][:12]}`); grid cost {t['total_cost_gpu_seconds']:.0f} GPU-s (sum of train_gpu_seconds).",
@@ -703,7 +644,7 @@ def render_markdown(res: dict[str, Any]) -> str:
     if res["tuning"]:
         lines.append(f"Settings tuned on seeds {res['tuning']['seeds']} (never reported); score: {res['tuning']['score']}.")
     else:
-        lines.append("Settings not tuned on this table (defaults of benchmarks/replay.py).")
+        lines.append("Settings not tuned in this run (given on the command line, else the defaults of benchmarks/replay.py).")
     lines += ["", "HV fraction of the true front (median [q25, q75] over seeds) at a share of the grid cost:", "",
               "| strategy | " + " | ".join(f"{float(k):.0%} of cost" for k in res["checkpoints"]) + " | p (edgetune >), " +
               " / ".join(f"{float(k):.0%}" for k in res["checkpoints"]) + " |", "|---|" + "---|" * (len(res["checkpoints"]) + 1)]
@@ -715,16 +656,12 @@ def render_markdown(res: dict[str, Any]) -> str:
         ps = [f"{cp.get('p_value_edgetune_greater', {}).get(s, float('nan')):.3g}" for cp in res["checkpoints"].values()]
         lines.append(f"| {s} | " + " | ".join(cells) + " | " + (" / ".join(ps) if s != "edgetune" else "-") + " |")
     lines += ["", "Where the GPU time went (median over seeds, at the end of each run):", "",
-              "| strategy | evaluated | fully trained | stopped early | of which retrained | rejected before training | GPU-s spent |",
+              "| strategy | evaluated | fully trained | stopped early | rejected before training | duplicates (reused, free) | GPU-s spent |",
               "|---|---|---|---|---|---|---|"]
     for s, rs in res["runs"].items():
-        keys = ("evaluated", "fully_trained", "stopped_early", "resumed", "rejected_before_training", "gpu_seconds")
+        keys = ("evaluated", "fully_trained", "stopped_early", "rejected_before_training", "duplicates", "gpu_seconds")
         med = {k: float(np.median([r[k] for r in rs])) for k in keys}
         lines.append("| " + " | ".join([s, *(f"{med[k]:.0f}" for k in keys)]) + " |")
-    starts = [r["first_resume_gpu_seconds"] for r in res["runs"].get("edgetune", []) if r["first_resume_gpu_seconds"] is not None]
-    if starts:
-        lines += ["", f"edgetune began retraining stopped configurations (the sampler had nothing new) in {len(starts)}/"
-                  f"{len(res['seeds'])} seeds, at a median {np.median(starts) / t['total_cost_gpu_seconds']:.1%} of the grid cost."]
     if res["goal"]:
         g = res["goal"]
         lines += ["", f"Goal ({g['rule']}): **{'met' if g['met'] else 'not met'}** -- edgetune median "
@@ -801,9 +738,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--horizon", type=float, default=0.5, help="stop each run at this share of the grid cost (default 0.5)")
     ap.add_argument("--strategies", default=",".join(STRATEGIES), help=f"comma list out of {','.join(STRATEGIES)}")
     ap.add_argument("--sampler", choices=("nsga2", "tpe"), help="edgetune's sampler (default nsga2)")
-    ap.add_argument("--no-resume", dest="resume", action="store_false", default=None,
-                    help="edgetune never retrains stopped configurations (as a study loop without resume)")
-    for f in ("population_size", "eta", "min_epochs", "min_peers", "nsga2_population_size"):
+    for f in ("population_size", "eta", "min_epochs", "min_peers", "nsga2_population_size", "workers",
+              "n_trials_per_config"):
         ap.add_argument(f"--{f.replace('_', '-')}", type=int, help=f"set {f} (default {getattr(Settings(), f)})")
     return ap.parse_args(argv)
 
@@ -836,11 +772,12 @@ def main(argv: list[str] | None = None) -> int:
         note = f"(latency budget = the table's median latency, {lat:.1f} ms)"
     else:
         lat, note = args.latency_budget_ms, "(given on the command line)"
-    budgets = Budgets(max_latency_ms=lat, max_size_bytes=args.size_budget_bytes)
+    budgets = make_budgets(max_latency_ms=lat, max_size_bytes=args.size_budget_bytes)
     problem = make_problem(table, budgets, note, args.wer_ref)
     settings = Settings()
     given = {f: getattr(args, f) for f in ("sampler", "population_size", "eta", "min_epochs", "min_peers",
-                                           "nsga2_population_size", "resume") if getattr(args, f) is not None}
+                                           "nsga2_population_size", "workers", "n_trials_per_config")
+             if getattr(args, f) is not None}
     settings = replace(settings, **given)
     tuning = None
     if args.tune:

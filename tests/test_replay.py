@@ -1,4 +1,5 @@
-"""benchmarks/replay.py on a small synthetic table: schema checks, cost accounting, invariants.
+"""benchmarks/replay.py on a small synthetic table: schema checks, cost accounting, invariants,
+and proof that every run is the product's ``run_study`` with ``TableRunner``.
 
 The table here is SYNTHETIC (``synthetic_table``): these tests check the harness, not edgetune.
 """
@@ -9,6 +10,7 @@ import importlib.util
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -75,92 +77,115 @@ def test_hv_fraction_is_monotone_bounded_and_reaches_one_when_everything_is_trai
         assert np.all((f >= 0) & (f <= 1 + 1e-12)), strategy
         assert np.all(np.asarray(curve["q25"]) <= np.asarray(curve["median"]) + 1e-12)
         assert np.all(np.asarray(curve["median"]) <= np.asarray(curve["q75"]) + 1e-12)
-    for strategy in R.BASELINES:  # a baseline that exhausted the grid trained every feasible config
+    for strategy in R.BASELINES:  # a baseline that trained the whole grid has the true front
         for run, f in zip(res["runs"][strategy], res["curves"][strategy]["per_seed"]):
-            if run["end"] == "grid exhausted":
+            if run["fully_trained"] == 16:
                 assert f[-1] == pytest.approx(1.0, abs=1e-12)
-    assert any(r["end"] == "grid exhausted" for r in res["runs"]["random"])
+    assert any(r["fully_trained"] == 16 for r in res["runs"]["random"])
 
 
 @pytest.fixture(scope="module")
 def small(small_csv: Path):
     table = R.load_table(small_csv)
-    budgets = R.Budgets(max_latency_ms=float(table.df["latency_ms"].median()))
+    budgets = R.make_budgets(max_latency_ms=float(table.df["latency_ms"].median()))
     return table, R.make_problem(table, budgets)
 
 
-@pytest.mark.parametrize("strategy", R.STRATEGIES)
-def test_costs_and_front_are_accounted_from_the_table(small, strategy: str) -> None:
+SMALL_SETTINGS = R.Settings(population_size=4, eta=2, min_epochs=1, min_peers=2, nsga2_population_size=4)
+
+
+def test_every_run_goes_through_run_study(small, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The replay has no loop of its own: each run is run_study calls (one per worker) on a study
+    whose trials carry what the product writes (knobs, precheck, MO-ASHA rungs, constraints)."""
+    import edgetune.search._study as study_mod
+
+    calls = []
+    real = study_mod.run_study
+
+    def spy(config, study_dir, **kw):
+        calls.append((config.study_name, type(kw["runner"]).__name__))
+        return real(config, study_dir, **kw)
+
+    monkeypatch.setattr(study_mod, "run_study", spy)
     table, problem = small
-    settings = R.Settings(population_size=4, eta=2, min_epochs=1, min_peers=2, nsga2_population_size=4)
-    run = R.simulate(strategy, table, problem, seed=5, settings=settings, horizon=10 * table.total_cost)
-    sched = R.MOASHA(min_epochs=1, max_epochs=table.epochs, eta=2)
-    clock, front = 0.0, []
-    assert len(run.costs) == len(run.trials) + 1 and run.costs[0] == 0.0
-    for i, t in enumerate(run.trials):
+    run = R.simulate("edgetune", table, problem, seed=1, settings=replace(SMALL_SETTINGS, workers=2),
+                     horizon=0.5 * table.total_cost)
+    assert calls == [("replay-edgetune-1", "TableRunner")] * 2
+    assert run.stopped > 0 and run.rejected > 0 and run.full > 0
+    assert "replay_clock" not in R.__dict__ and not hasattr(R, "_Sim") and not hasattr(R, "MOASHA")
+
+
+@pytest.mark.parametrize("strategy", R.STRATEGIES)
+def test_costs_and_front_are_accounted_from_the_table(small, strategy: str, tmp_path: Path) -> None:
+    table, problem = small
+    run = R.simulate(strategy, table, problem, seed=5, settings=SMALL_SETTINGS, horizon=10 * table.total_cost,
+                     study_dir=tmp_path)
+    assert run.stop_reason == "n_trials"  # the horizon is never reached: every trial finished
+    spent, front = 0.0, []
+    for t in run.trials:
         row = table.row(t["key"])
+        if t["outcome"] == "duplicate":  # answered from the earlier trial, no cost
+            continue
         if t["outcome"] == "full":
-            expected = row["train_gpu_seconds"] + row["measure_seconds"]
-        elif t["outcome"] == "resumed":  # a stopped config retrained from scratch, latency already known
-            assert strategy == "edgetune" and t["feasible"]
-            expected = row["train_gpu_seconds"]
+            spent += row["train_gpu_seconds"] + row["measure_seconds"]
+            if t["feasible"]:
+                front.append([row["test_wer"], row["latency_ms"]])
         elif t["outcome"] == "rejected":  # latency-first: only the measurement was paid
             assert strategy in R.LATENCY_FIRST and not t["feasible"]
-            expected = row["measure_seconds"]
-        else:  # stopped at a rung: only the epochs it ran
-            assert strategy == "edgetune" and t["epochs"] in sched.rungs()
-            expected = row["measure_seconds"] + t["epochs"] * row["epoch_gpu_seconds"]
-        assert t["cost"] == pytest.approx(expected)
-        clock += expected
-        assert run.costs[i + 1] == pytest.approx(clock)
-        if t["outcome"] in ("full", "resumed") and t["feasible"]:  # only fully trained, feasible configs count
-            front.append([row["test_wer"], row["latency_ms"]])
-        hv = hypervolume(np.array(front), problem.reference) if front else 0.0
-        assert run.hvs[i + 1] == pytest.approx(hv, rel=1e-12, abs=1e-12)
-    assert sum(run.spent.values()) == pytest.approx(run.costs[-1])
-    keys = [t["key"] for t in run.trials if t["outcome"] != "resumed"]
-    assert len(keys) == len(set(keys))  # a configuration is evaluated once ...
-    resumed = [t["key"] for t in run.trials if t["outcome"] == "resumed"]
-    stopped = {t["key"] for t in run.trials if t["outcome"] == "stopped"}
-    assert len(resumed) == len(set(resumed)) and set(resumed) <= stopped  # ... and retrained at most once
+            spent += row["measure_seconds"]
+        else:  # stopped at a rung: the measurement and the epochs it ran
+            assert strategy == "edgetune" and t["outcome"] == "stopped" and t["epochs"] in (1, 2)
+            spent += row["measure_seconds"] + min(t["epochs"] * row["epoch_gpu_seconds"], row["train_gpu_seconds"])
+    assert run.gpu_seconds == pytest.approx(spent)
+    assert run.hvs[-1] == pytest.approx(hypervolume(np.array(front), problem.reference) if front else 0.0, abs=1e-12)
+    keys = [t["key"] for t in run.trials if t["outcome"] in ("full", "rejected")]
+    assert len(keys) == len(set(keys))  # a configuration is trained or rejected once; repeats are duplicates
     if strategy != "edgetune":
         assert run.stopped == 0
     if strategy in R.BASELINES:
         assert run.rejected == 0
 
 
-@pytest.mark.parametrize("seed", [2, 3])
-def test_edgetune_ends_with_every_stopped_config_retrained(small, seed: int) -> None:
-    """Once the sampler has nothing new, stopped configs are retrained: nothing feasible it saw is
-    left off the front, and if it saw the whole grid its front is the true front."""
+def test_k_workers_share_one_clock_deterministically(small) -> None:
     table, problem = small
-    settings = R.Settings(population_size=4, eta=2, min_epochs=1, min_peers=2)
-    run = R.simulate("edgetune", table, problem, seed=seed, settings=settings, horizon=10 * table.total_cost)
-    assert run.stopped > 0 and run.resumed == run.stopped
-    seen = [table.row(t["key"]) for t in run.trials if t["feasible"] and t["outcome"] != "resumed"]
-    assert run.hvs[-1] == pytest.approx(hypervolume(np.array([[r["test_wer"], r["latency_ms"]] for r in seen]),
-                                                    problem.reference), abs=1e-12)
-    if run.stop_reason == "grid exhausted":
-        assert run.hvs[-1] == pytest.approx(problem.true_hv, abs=1e-12)
-        assert run.full + run.rejected == len(table.df)
-    else:
-        assert run.stop_reason == "sampler repeats itself"
+    s = replace(SMALL_SETTINGS, workers=3)
+    a = R.simulate("edgetune", table, problem, seed=2, settings=s, horizon=0.6 * table.total_cost)
+    b = R.simulate("edgetune", table, problem, seed=2, settings=s, horizon=0.6 * table.total_cost)
+    assert a.trials == b.trials and a.hvs == b.hvs and a.costs == b.costs
+    assert a.stop_reason == "budget" and a.interrupted >= 1  # trials in flight at the end are interrupted
+    assert a.gpu_seconds <= 0.6 * table.total_cost + 1e-6
+    ends = sorted(t["finished_at"] for t in a.trials if t["outcome"] == "full")
+    one = R.simulate("edgetune", table, problem, seed=2, settings=SMALL_SETTINGS, horizon=0.6 * table.total_cost)
+    assert ends[-1] < max(t["finished_at"] for t in one.trials if t["outcome"] == "full")  # 3 GPUs: sooner
 
 
-def test_edgetune_without_resume_never_retrains(small) -> None:
+def test_a_replay_resumes_where_its_budget_ended(small, tmp_path: Path) -> None:
+    """Two calls with half the budget each: the clock continues, interrupted trials are queued again
+    (retry_of) and nothing finished is trained twice."""
+    from edgetune.search import TableRunner, load_study_dir
+
     table, problem = small
-    settings = R.Settings(population_size=4, eta=2, min_epochs=1, min_peers=2, resume=False)
-    run = R.simulate("edgetune", table, problem, seed=2, settings=settings, horizon=10 * table.total_cost)
-    assert run.stopped > 0 and run.resumed == 0
-    assert all(t["outcome"] != "resumed" for t in run.trials)
+    config = R.study_config("edgetune", table, problem, 3, SMALL_SETTINGS)
+    first = TableRunner(table.rows, table.epochs).replay(config, tmp_path, gpu_seconds=0.3 * table.total_cost)
+    assert first.end == "budget"
+    second = TableRunner(table.rows, table.epochs).replay(config, tmp_path, gpu_seconds=0.3 * table.total_cost)
+    assert second.clock_start == pytest.approx(first.clock_end) and second.clock_end > first.clock_end
+    _, study = load_study_dir(tmp_path)
+    trials = study.get_trials(deepcopy=False)
+    interrupted = [t.number for t in trials if t.user_attrs.get("interrupted")]
+    retried = [t.user_attrs.get("retry_of") for t in trials]
+    assert interrupted and interrupted[0] in retried
+    done = [tuple(sorted(t.user_attrs["knobs"].items())) for t in trials
+            if t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs]
+    assert len(done) == len(set(done))
 
 
 def test_edgetune_without_rungs_or_budgets_trains_everything(small) -> None:
     table, _ = small
-    problem = R.make_problem(table, R.Budgets())
-    settings = R.Settings(population_size=4, min_epochs=table.epochs)  # no rung below max epochs
+    problem = R.make_problem(table, ())
+    settings = R.Settings(population_size=4, min_epochs=table.epochs, n_trials_per_config=10)  # no rung
     run = R.simulate("edgetune", table, problem, seed=2, settings=settings, horizon=10 * table.total_cost)
-    assert run.stop_reason == "grid exhausted" and run.full == len(table.df)
+    assert run.full == len(table.df) and run.stopped == run.rejected == 0
     assert run.hvs[-1] == pytest.approx(problem.true_hv, abs=1e-12)
 
 
@@ -212,12 +237,13 @@ def test_tuning_picks_from_its_grid_on_tuning_seeds_only(small) -> None:
 
 
 def test_committed_results_reproduce_from_the_frozen_measured_table() -> None:
-    """reports/replay/replay.json was computed from the committed H100 table: the table passes
-    the schema checks, and re-running two of its seeds gives the same numbers."""
-    res = json.loads((REPO / "reports" / "replay" / "replay.json").read_text())
+    """reports/replay/one-loop/replay.json was computed from the committed H100 table through
+    run_study: the table passes the schema checks, and re-running two of its seeds gives the same
+    numbers. (reports/replay/replay.json, the old loop's, is history and is not re-run.)"""
+    res = json.loads((REPO / "reports" / "replay" / "one-loop" / "replay.json").read_text())
     table = R.load_table(REPO / res["table"]["source"])
     assert len(table.df) == res["table"]["rows"] == 144 and table.total_cost == pytest.approx(res["table"]["total_cost_gpu_seconds"])
-    problem = R.make_problem(table, R.Budgets(**res["problem"]["budgets"]))
+    problem = R.make_problem(table, [R.Budget.parse(b) for b in res["problem"]["budgets"]])
     assert list(problem.reference) == pytest.approx(
         [res["problem"]["reference_point"][k] for k in ("test_wer", "latency_ms")])
     settings = R.Settings(**res["settings"])

@@ -1,4 +1,5 @@
-"""MO-ASHA and latency-first rejection against real Optuna studies (in-memory and journal file)."""
+"""MO-ASHA against real Optuna studies (in-memory and journal file). Latency-first rejection is the
+study loop's (tests/test_search_fidelity.py)."""
 
 from __future__ import annotations
 
@@ -17,17 +18,14 @@ import pytest
 from edgetune.errors import ConfigError, StudyError
 from edgetune.schedulers import (
     MOASHA,
-    REJECTED_ATTR,
-    Budgets,
+    PRECHECK_ATTR,
     crowding_distance,
     dominates,
     is_stopped,
     n_promoted,
     non_dominated_sort,
-    precheck,
     promoted_mask,
     rank_order,
-    record_precheck,
 )
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -255,67 +253,29 @@ def test_asynchronous_decisions_follow_the_rule_at_arrival() -> None:
             assert stop == (not promoted_mask(np.array(seen), 3)[-1])
 
 
-def test_resume_order_and_resumed_trials_are_never_stopped() -> None:
+def test_a_stopped_configuration_proposed_again_is_judged_again() -> None:
+    """No resume: the same vector arriving again is ranked against the peers recorded by then."""
     study = _study()
     sched = MOASHA(min_epochs=1, max_epochs=9, eta=3, min_peers=1)
-    # rung 0: trial 0 is best; 1 and 2 are stopped on arrival (n=2 and n=3 keep 1)
-    for vec in ([0.1, 100.0], [0.3, 300.0], [0.2, 200.0]):
+    for vec in ([0.1, 100.0], [0.3, 300.0]):
         _report(study, sched, vec)
-    assert [t.state.name for t in study.trials] == ["RUNNING", "PRUNED", "PRUNED"]
-    # trial 3 passes rung 0 (dominates all) and is stopped at rung 1 behind a better trial 4
-    t3 = study.ask()
-    assert sched.should_stop(study, t3, 1, [0.05, 90.0]) is False
-    t4 = study.ask()
-    assert sched.should_stop(study, t4, 1, [0.04, 80.0]) is False
-    assert sched.should_stop(study, t4, 3, [0.03, 80.0]) is False
-    assert sched.should_stop(study, t3, 3, [0.2, 90.0]) is True
-    study.tell(t3, state=optuna.trial.TrialState.PRUNED)
-    # deepest rung first, then the rule's order at rung 0: (0.2, 200) before (0.3, 300)
-    assert sched.resume_order(study) == [3, 2, 1]
-    study.enqueue_trial(study.trials[3].params, user_attrs={"resumed_from": 3})
-    again = study.ask()
-    assert sched.should_stop(study, again, 1, [9.0, 9999.0]) is False  # never stopped, nothing recorded
-    assert "rung_0" not in study.trials[again.number].user_attrs
-    assert sched.resume_order(study) == [2, 1]
-
-
-def test_precheck_rejects_before_training() -> None:
-    budgets = Budgets(max_latency_ms=300.0, max_size_bytes=2_000_000)
-    ok = precheck(budgets, latency_ms=250.0, size_bytes=1_000_000)
-    assert ok.feasible and ok.reason == ""
-    assert ok.constraints == pytest.approx({"latency_ms": 250 / 300 - 1, "size_bytes": -0.5})
-    bad = precheck(budgets, latency_ms=450.0, size_bytes=1_000_000)
-    assert not bad.feasible and bad.reason == "latency_ms 450 > budget 300"
-    both = precheck(budgets, latency_ms=450.0, size_bytes=3_000_000)
-    assert "latency_ms" in both.reason and "size_bytes 3e+06 > budget 2e+06" in both.reason
-    assert precheck(Budgets(), 1e9, 1e12).feasible  # no budget, nothing rejected
-    with pytest.raises(ConfigError, match="max_latency_ms must be a positive number"):
-        Budgets(max_latency_ms=-1)
-
-    study = _study()
-    t = study.ask()
-    record_precheck(t, bad)
-    study.tell(t, state=optuna.trial.TrialState.PRUNED)
-    frozen = study.trials[0]
-    assert frozen.constraints == pytest.approx({"latency_ms": 0.5, "size_bytes": -0.5})
-    assert frozen.user_attrs[REJECTED_ATTR] == "latency_ms 450 > budget 300"
-    assert study.best_trials == []
-    assert frozen.user_attrs["precheck"] == {"latency_ms": 450.0, "size_bytes": 1_000_000.0}
+    assert [t.state.name for t in study.trials] == ["RUNNING", "PRUNED"]
+    _, stop = _report(study, sched, [0.3, 300.0])
+    assert stop is True and not hasattr(sched, "resume_order")
 
 
 def test_on_epoch_hook_takes_latency_from_the_precheck() -> None:
     """The study loop's hook: epoch metrics carry only the dev WER; latency comes from the precheck."""
     study = _study()
     sched = MOASHA(min_epochs=1, max_epochs=9, eta=3, min_peers=3)
-    budgets = Budgets(max_latency_ms=1000.0)
     go_on = []
     for wer, lat in [(0.1, 100.0), (0.2, 200.0), (0.3, 300.0), (0.4, 400.0)]:
         t = study.ask()
-        record_precheck(t, precheck(budgets, lat, 1e6))
+        t.set_user_attr(PRECHECK_ATTR, {"latency_ms": lat, "size_bytes": 1e6})  # as the study loop writes it
         go_on.append(sched.on_epoch(study, t, 1, {"wer": wer, "loss": 1.0}))
         assert study.trials[t.number].user_attrs["rung_0"] == [wer, lat]
     assert go_on == [True, True, False, False]  # (0.3, 300) and (0.4, 400) are dominated by (0.1, 100)
-    with pytest.raises(ValueError, match="record_precheck"):
+    with pytest.raises(ValueError, match="measure the untrained candidate"):
         sched.on_epoch(study, study.ask(), 1, {"wer": 0.1})
 
 

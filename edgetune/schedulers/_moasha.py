@@ -27,13 +27,9 @@ The rule, precisely
   ``stopped_at_epoch``; the caller then ends it as ``TrialState.PRUNED`` (raise
   ``optuna.TrialPruned`` inside ``study.optimize``, or ``study.tell(trial,
   state=TrialState.PRUNED)`` in ask-and-tell).
-* **Resuming** (for finite search spaces). Decisions on arrival are final, so once a small
-  grid is exhausted only about ``1/eta**len(rungs)`` of it has been fully trained. When the
-  sampler has nothing new to propose, the study loop may train stopped configurations to
-  the end, best first (:meth:`MOASHA.resume_order`: deepest rung first, then the rule's
-  order at that rung over all results now recorded): enqueue the same parameters with
-  user attribute ``resumed_from = <stopped trial number>``; ``should_stop`` never stops such
-  a trial and records nothing for it.
+* **No second chance.** A stopped trial is not resumed; if the sampler proposes its knobs
+  again, the study loop trains them again and this rule judges them again against the peers
+  recorded by then (``run_study`` reuses only COMPLETE and rejected trials).
 
 Why PRUNED, not COMPLETE-with-a-flag: a stopped trial's values are partial-fidelity (dev
 WER after a few epochs). Optuna keeps PRUNED trials out of everything that defines the
@@ -63,7 +59,6 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import numpy as np
 
 from edgetune.errors import ConfigError, StudyError
-from edgetune.schedulers._budgets import PRECHECK_ATTR
 from edgetune.schedulers._pareto import rank_order
 
 if TYPE_CHECKING:  # optuna is only touched through the objects passed in
@@ -73,7 +68,7 @@ RUNG_ATTR = "rung_{}"
 STOPPED_AT_RUNG_ATTR = "stopped_at_rung"
 STOPPED_AT_EPOCH_ATTR = "stopped_at_epoch"
 STUDY_ATTR = "moasha"
-RESUMED_FROM_ATTR = "resumed_from"
+PRECHECK_ATTR = "precheck"  # the untrained measurement, written by the study loop (search._fidelity)
 
 
 def _positive_int(name: str, value: Any, minimum: int) -> int:
@@ -218,7 +213,7 @@ class MOASHA:
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
             raise ValueError(f"epoch must be an integer >= 1 (epochs finished so far), but got {epoch!r}")
         rung = self.rung_of(epoch)
-        if rung is None or trial.user_attrs.get(RESUMED_FROM_ATTR) is not None:
+        if rung is None:
             return False
         vec = self._vector(values)
         self._check_study(study)
@@ -238,32 +233,14 @@ class MOASHA:
         return True
 
 
-    def resume_order(self, study: "optuna.Study") -> list[int]:
-        """Numbers of stopped trials not yet resumed, best first (see "Resuming" above)."""
-        trials = study.get_trials(deepcopy=False)
-        resumed = {t.user_attrs.get(RESUMED_FROM_ATTR) for t in trials} - {None}
-        stopped = {
-            t.number: int(t.user_attrs[STOPPED_AT_RUNG_ATTR])
-            for t in trials
-            if STOPPED_AT_RUNG_ATTR in t.user_attrs and t.number not in resumed
-        }
-        out: list[int] = []
-        for rung in sorted(set(stopped.values()), reverse=True):
-            numbers, vecs = self.peers(study, rung)
-            if not numbers:
-                continue
-            order = [numbers[i] for i in rank_order(vecs, numbers)]
-            out += [n for n in order if stopped.get(n) == rung]
-        return out
-
     def on_epoch(
         self, study: "optuna.Study", trial: "optuna.Trial", epoch: int, metrics: Mapping[str, float]
     ) -> bool:
         """The study loop's ``TrialScheduler`` hook: True = go on, False = stop (end it PRUNED).
 
         Objectives missing from ``metrics`` (latency, size: known before training) are read
-        from the trial's ``precheck`` user attribute, written by
-        :func:`~edgetune.schedulers.record_precheck`.
+        from the trial's ``precheck`` user attribute, written by the study loop's untrained
+        measurement (``edgetune.search._fidelity.measure_before_training``).
         """
         pre = trial.user_attrs.get(PRECHECK_ATTR) or {}
         values: dict[str, float] = {}
@@ -275,8 +252,8 @@ class MOASHA:
             else:
                 raise ValueError(
                     f"objective {name!r} is neither in the epoch metrics {sorted(metrics)} nor in the trial's "
-                    f"{PRECHECK_ATTR!r} attribute {sorted(pre)}. Fix: measure the untrained candidate and "
-                    "call record_precheck() before training, or report it in the metrics"
+                    f"{PRECHECK_ATTR!r} attribute {sorted(pre)}. Fix: measure the untrained candidate before "
+                    "training (run_study does when precheck or a scheduler is on), or report it in the metrics"
                 )
         return not self.should_stop(study, trial, epoch, values)
 
@@ -288,7 +265,7 @@ def is_stopped(user_attrs: Mapping[str, Any]) -> bool:
 
 __all__ = [
     "MOASHA",
-    "RESUMED_FROM_ATTR",
+    "PRECHECK_ATTR",
     "RUNG_ATTR",
     "STOPPED_AT_EPOCH_ATTR",
     "STOPPED_AT_RUNG_ATTR",

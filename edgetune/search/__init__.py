@@ -26,6 +26,7 @@ from edgetune.search._space import DOMAINS, Choice, Fixed, FloatRange, KeyConfig
 from edgetune.search._storage import StudyPaths, load_study_dir, open_study
 from edgetune.search._config import SchedulerConfig
 from edgetune.search._study import StudySummary, TrialScheduler, run_study
+from edgetune.search._table import ReplayRun, TableRunner
 from edgetune.search._trials import front_numbers, is_finished, is_interrupted, recover_interrupted
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "KnobDomain",
     "KnobSpec",
     "Metric",
+    "ReplayRun",
     "ReportConfig",
     "SamplerConfig",
     "SamplerName",
@@ -50,6 +52,7 @@ __all__ = [
     "StudyConfig",
     "StudyPaths",
     "StudySummary",
+    "TableRunner",
     "TrialScheduler",
     "config_from_yaml",
     "config_to_yaml",

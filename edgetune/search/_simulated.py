@@ -37,6 +37,7 @@ class SimulatedRunner:
     """A callable with ``run_candidate``'s signature. See the module docstring."""
 
     needs_base = False  # results are synthetic: no base model is loaded or trained
+    runner_kind = "simulated"  # run_study refuses to mix synthetic and measured trials in one study
 
     def __init__(
         self,

@@ -121,10 +121,9 @@ RUNNER_ATTR = "edgetune_runner"
 
 
 def runner_kind(runner: Runner) -> str:
-    """``simulated`` for :class:`SimulatedRunner` (synthetic results), else ``pipeline``."""
-    from edgetune.search._simulated import SimulatedRunner
-
-    return "simulated" if isinstance(runner, SimulatedRunner) else "pipeline"
+    """The runner's ``runner_kind`` attribute: ``simulated`` (:class:`SimulatedRunner`, synthetic
+    results), ``table`` (:class:`TableRunner`, a frozen table replayed); ``pipeline`` without one."""
+    return str(getattr(runner, "runner_kind", "pipeline"))
 
 
 def check_runner_kind(study: "optuna.Study", runner: Runner) -> None:
@@ -218,7 +217,7 @@ def run_trial(study: "optuna.Study", trial: "optuna.trial.Trial", ctx: _Context)
             ctx.progress.log(f"#{trial.number} {_short(knobs)}: same knobs as #{twin.number}, which another "
                              "worker is training; waiting for its result")
             try:
-                wait_for_twin(study, twin)
+                wait_for_twin(study, twin, sleep=getattr(ctx.runner, "sleep", time.sleep))  # a replay's clock
             except KeyboardInterrupt:  # like an interrupted training: FAIL, queued again on resume
                 trial.set_user_attr(ATTR_INTERRUPTED, True)
                 study.tell(trial, state=TrialState.FAIL)

@@ -206,16 +206,19 @@ def running_twin(study: "optuna.Study", number: int, knobs: dict) -> Any | None:
     return None
 
 
-def wait_for_twin(study: "optuna.Study", twin: Any, *, poll_s: float = 2.0) -> None:
-    """Block until ``twin`` is no longer RUNNING, its worker died, or its heartbeat went stale."""
+def wait_for_twin(study: "optuna.Study", twin: Any, *, poll_s: float = 2.0,
+                  sleep: Callable[[float], Any] | None = None) -> None:
+    """Block until ``twin`` is no longer RUNNING, its worker died, or its heartbeat went stale.
+    ``sleep`` (default ``time.sleep``) lets a replay wait on its simulated clock."""
     import time
 
+    sleep = sleep or time.sleep
     while True:
         t = next((x for x in study.get_trials(deepcopy=False) if x.number == twin.number), twin)
         if t.state.name != "RUNNING" or _worker_is_dead(t.user_attrs.get(ATTR_WORKER)) is True:
             return
         fail_stale(study)  # a twin on another host that stopped beating
-        time.sleep(poll_s)
+        sleep(poll_s)
 
 
 class Heartbeat:
