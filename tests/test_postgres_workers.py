@@ -208,8 +208,11 @@ def test_sigkilled_worker_trial_is_failed_and_retried(workers, victim_host: str)
     if victim_host == "here":
         # the live workers notice the dead pid at their next trial and re-queue it at once (issue 17),
         # not only when a new worker starts or the study ends
+        def recovered(ts) -> bool:  # marked interrupted, and its retry queued (two writes: poll for both)
+            return is_interrupted(ts[killed]) and any(t.user_attrs.get("retry_of") == killed for t in ts)
+
         deadline = time.monotonic() + 60
-        while not is_interrupted(trials[killed]) and time.monotonic() < deadline:
+        while not recovered(trials) and time.monotonic() < deadline:
             time.sleep(0.2)
             trials = w.trials()
         assert is_interrupted(trials[killed]), "the live workers never recovered the dead worker's trial"

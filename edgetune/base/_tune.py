@@ -105,6 +105,9 @@ def open_tune_study(config: TuneConfig, root: Path, storage: str | None = None) 
     saved_path = root / CONFIG_NAME
     if saved_path.is_file():
         _refuse(load_tune_config(saved_path), config, str(saved_path))
+    else:  # before the journal exists: a directory with a journal always says what study it holds
+        root.mkdir(parents=True, exist_ok=True)
+        save_tune_config(config, saved_path)
     from edgetune.search._workers import ENV_WORKER
 
     # each worker of one study draws its own numbers (same seed everywhere would repeat trials)
