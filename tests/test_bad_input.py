@@ -23,18 +23,9 @@ from edgetune.search import SimulatedRunner, config_from_yaml, load_config, run_
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "edgetune"
 
-STUDY = """
-study_name: bad_input
-n_trials: {n}
-seed: 3
-space:
-  bits: [8, 32]
-  sparsity: {{low: 0.0, high: 0.8, step: 0.1}}
-  chunk_ms: [160, 320]
-objectives: [wer, latency_ms, size_bytes]
-train: {{epochs: 1}}
-sampler: {{name: random}}
-"""
+from _helpers import STUDY as _STUDY
+
+STUDY = _STUDY.replace("{name}", "bad_input")  # formatted with n= by the tests
 
 
 def tone(seconds: float, rate: int, hz: float = 440.0) -> np.ndarray:

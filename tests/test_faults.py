@@ -21,18 +21,9 @@ import pytest
 from edgetune.errors import StudyError
 from edgetune.search import SimulatedRunner, config_from_yaml, run_study
 
-STUDY = """
-study_name: faults
-n_trials: {n}
-seed: 3
-space:
-  bits: [8, 32]
-  sparsity: {{low: 0.0, high: 0.8, step: 0.1}}
-  chunk_ms: [160, 320]
-objectives: [wer, latency_ms, size_bytes]
-train: {{epochs: 1}}
-sampler: {{name: random}}
-"""
+from _helpers import STUDY as _STUDY
+
+STUDY = _STUDY.replace("{name}", "faults")  # formatted with n= by the tests
 
 
 def _mount(argv: list[str]) -> None:

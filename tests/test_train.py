@@ -11,24 +11,12 @@ from edgetune.errors import ConfigError, TrainingError
 from edgetune.knobs import Knobs, TrainSettings
 from edgetune.model import build_model
 from edgetune.model.quant import ActQuant, quant_layers
-from edgetune.train import Example, StructuredPruner, count_params, prune_model, train_model
+from edgetune.train import StructuredPruner, count_params, prune_model, train_model
 from edgetune.train._batching import bucket_batches, collate
 from edgetune.train.trainer import lr_at, resolve_device
 
-VOCAB = ["<blank>", " ", *"abcdefghijklmnopqrstuvwxyz", "'"]
-ARCH = {"d_model": 32, "n_layers": 1, "n_heads": 2}
-SILENCE = math.log(1e-6)
-
-
-def _data(n: int, seed: int = 0) -> list[Example]:
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for i in range(n):
-        frames = int(torch.randint(40, 120, (1,), generator=g))
-        word = ["ab", "ba", "abc"][i % 3]
-        feats = torch.randn(frames, 80, generator=g) + (2.0 if word.startswith("a") else -2.0)
-        out.append(Example(feats, [VOCAB.index(c) for c in word], word, group=f"g{i % 2}"))
-    return out
+from _helpers import ARCH, SILENCE, VOCAB
+from _helpers import train_data as _data
 
 
 def _train(knobs: Knobs, settings: TrainSettings, **kw):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch
@@ -10,24 +9,12 @@ import torch
 from edgetune.knobs import Knobs, TrainSettings
 from edgetune.model import build_model
 from edgetune.model.quant import ActQuant, set_quant
-from edgetune.train import Example, train_model
+from edgetune.train import train_model
 from edgetune.train._batching import collate, collate_gathered
 from edgetune.train._fast import FastPath, Forward, lr_for_batch
 
-VOCAB = ["<blank>", " ", *"abcdefghijklmnopqrstuvwxyz", "'"]
-ARCH = {"d_model": 32, "n_layers": 1, "n_heads": 2}
-SILENCE = math.log(1e-6)
-
-
-def _data(n: int, seed: int = 0) -> list[Example]:
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for i in range(n):
-        frames = int(torch.randint(40, 120, (1,), generator=g))
-        word = ["ab", "ba", "abc"][i % 3]
-        feats = torch.randn(frames, 80, generator=g) + (2.0 if word.startswith("a") else -2.0)
-        out.append(Example(feats, [VOCAB.index(c) for c in word], word, group=f"g{i % 2}"))
-    return out
+from _helpers import ARCH, SILENCE, VOCAB
+from _helpers import train_data as _data
 
 
 @pytest.mark.parametrize("observer", ["minmax", "moving_average"])

@@ -1,0 +1,40 @@
+"""Shared test fixtures as plain data and functions (imported by test modules; pytest puts tests/ on sys.path)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from edgetune.train import Example
+
+#: the training tests' vocabulary, tiny architecture and padding value
+VOCAB = ["<blank>", " ", *"abcdefghijklmnopqrstuvwxyz", "'"]
+ARCH = {"d_model": 32, "n_layers": 1, "n_heads": 2}
+SILENCE = math.log(1e-6)
+
+#: a small random-sampler study (format with n=<trials>)
+STUDY = """
+study_name: {name}
+n_trials: {n}
+seed: 3
+space:
+  bits: [8, 32]
+  sparsity: {{low: 0.0, high: 0.8, step: 0.1}}
+  chunk_ms: [160, 320]
+objectives: [wer, latency_ms, size_bytes]
+train: {{epochs: 1}}
+sampler: {{name: random}}
+"""
+
+
+def train_data(n: int, seed: int = 0) -> list[Example]:
+    """``n`` synthetic examples whose features separate the words "ab"/"abc" from "ba"."""
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(n):
+        frames = int(torch.randint(40, 120, (1,), generator=g))
+        word = ["ab", "ba", "abc"][i % 3]
+        feats = torch.randn(frames, 80, generator=g) + (2.0 if word.startswith("a") else -2.0)
+        out.append(Example(feats, [VOCAB.index(c) for c in word], word, group=f"g{i % 2}"))
+    return out
