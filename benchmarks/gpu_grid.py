@@ -48,9 +48,10 @@ def config_id(cfg: dict) -> str:
     return "b{bits}_s{sparsity}_d{depth_multiplier}_c{chunk_ms}".format(**cfg) + extra
 
 
-def grid_configs() -> list[dict]:
-    keys = list(GRID)
-    return [dict(zip(keys, values)) for values in itertools.product(*GRID.values())]
+def grid_configs(grid: dict | None = None) -> list[dict]:
+    grid = grid or GRID
+    keys = list(grid)
+    return [dict(zip(keys, values)) for values in itertools.product(*grid.values())]
 
 
 # ----------------------------------------------------------------------------- worker side
@@ -72,20 +73,30 @@ def _worker(rank: int, cores: list[int], jobs: "mp.Queue", results: "mp.Queue", 
         curve: list[dict] = []
         t0 = time.time()
         row = {"id": config_id(cfg), **cfg, "epochs": args["epochs"], "worker": rank}
+        knobs = {"lr": args["lr"], **cfg} if args.get("lr") else cfg
+        derive = {"base": args["base"], "init": args["init"], "distill_weight": args["distill"]} if args.get("base") else {}
         try:
-            res = run_candidate(Knobs(**cfg), Path(args["trials_dir"]) / row["id"], dataset=splits, train=train,
+            res = run_candidate(Knobs(**knobs), Path(args["trials_dir"]) / row["id"], dataset=splits, train=train,
                                 bench_runs=args["bench_runs"], bench_warmup=args["bench_warmup"],
                                 progress=False, on_epoch=lambda e, m: curve.append({"epoch": e, **m}),
-                                enforce_parity=args.get("enforce_parity", True))
+                                enforce_parity=args.get("enforce_parity", True), **derive)
             row.update(ok=True, curve=curve, test_wer=res["wer"], worst_group_wer=res["worst_group_wer"],
                        latency_p90_ms=res["latency_ms"]["p90"], algorithmic_latency_ms=res["algorithmic_latency_ms"],
                        size_bytes=res["size_bytes"], train_seconds=res["train_seconds"],
                        parity=res.get("parity"), parity_passed=bool((res.get("parity") or {}).get("passed", True)),
-                       host=res.get("host"), device=res.get("device"))
+                       host=res.get("host"), device=res.get("device"), init=res.get("init"),
+                       wer_base=res.get("wer_base"), quant_cost=res.get("quant_cost"),
+                       export_error=res.get("export_error"), gpu=_gpu_name())
         except Exception as exc:  # a failed configuration is a row too, with its reason
             row.update(ok=False, error=f"{type(exc).__name__}: {exc}", curve=curve)
         row["wall_seconds"] = time.time() - t0
         results.put(row)
+
+
+def _gpu_name() -> str | None:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
 class _GpuSampler:
@@ -196,7 +207,7 @@ def mode_grid(a: argparse.Namespace, common: dict) -> None:
     done = set()
     if path.exists():
         done = {json.loads(line)["id"] for line in path.read_text().splitlines() if line.strip()}
-    todo = [c for c in grid_configs() if config_id(c) not in done]
+    todo = [c for c in grid_configs(json.loads(a.grid) if a.grid else None) if config_id(c) not in done]
     if a.limit:
         todo = todo[: a.limit]
     print(f"[grid] {len(done)} done, {len(todo)} to run with {a.workers} workers", flush=True)
@@ -214,7 +225,8 @@ def mode_grid(a: argparse.Namespace, common: dict) -> None:
 
 def mode_throughput(a: argparse.Namespace, common: dict) -> None:
     out = Path(a.out)
-    configs = [c for c in grid_configs() if c["bits"] == a.tp_bits and c["chunk_ms"] == 320][: a.trials_per_k]
+    grid = json.loads(a.grid) if a.grid else GRID
+    configs = [c for c in grid_configs(grid) if c["bits"] == a.tp_bits and c["chunk_ms"] == 320][: a.trials_per_k]
     rows = []
     for k in [int(x) for x in a.ks.split(",")]:
         n = a.trials_per_k * k if a.scale_trials else a.trials_per_k
@@ -271,6 +283,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bench-runs", type=int, default=100)
     p.add_argument("--bench-warmup", type=int, default=10)
     p.add_argument("--limit", type=int, default=0)
+    p.add_argument("--grid", default="", help='the grid as JSON, e.g. \'{"bits": [4, 8], "sparsity": [0], '
+                                            '"depth_multiplier": [1], "chunk_ms": [320]}\' (default: GRID)')
+    p.add_argument("--base", default="", help="a base directory: every configuration is derived from it "
+                                            "(prune, QAT, distillation fine-tune for --epochs)")
+    p.add_argument("--init", default="base", choices=["base", "scratch"])
+    p.add_argument("--distill", type=float, default=0.5, help="distillation weight (with --base)")
+    p.add_argument("--lr", type=float, default=0.0, help="learning rate (default: the Knobs default)")
     p.add_argument("--trials-dir", default="", help="where the trained models go (default: OUT/trials); "
                                                    "keep them off OUT on a machine whose OUT is copied back")
     p.add_argument("--record-parity-failures", action="store_true",
@@ -295,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     common = {"dataset": a.dataset, "epochs": a.epochs, "batch_size": a.batch_size, "seed": a.seed,
               "device": a.device, "bench_runs": a.bench_runs, "bench_warmup": a.bench_warmup,
               "trials_dir": a.trials_dir or str(out / "trials"),
-              "enforce_parity": not a.record_parity_failures, "cores_per_worker": a.cores_per_worker}
+              "enforce_parity": not a.record_parity_failures, "cores_per_worker": a.cores_per_worker,
+              "base": a.base, "init": a.init, "distill": a.distill, "lr": a.lr}
     (mode_grid if a.mode == "grid" else mode_throughput)(a, common)
     return 0
 
