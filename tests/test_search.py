@@ -169,14 +169,23 @@ def test_oom_and_training_errors_fail_the_trial_only(tmp_path: Path) -> None:
     assert summary.finished == 6 and summary.failed == 2
 
 
-def test_a_bug_stops_the_study_but_is_recorded(tmp_path: Path) -> None:
-    config = cfg(4)
+def test_a_bug_fails_its_trial_and_stops_the_study_only_when_it_repeats(tmp_path: Path) -> None:
+    from edgetune.search._study import MAX_BUGS_IN_A_ROW
+
+    config = cfg(8)
+    corner = run_study(config, tmp_path / "corner", progress=False,
+                       runner=SimulatedRunner(fail_when=lambda k: ZeroDivisionError("bug") if k.bits == 4 else None))
+    trials = load(config, tmp_path / "corner").get_trials()
+    bugs = [t for t in trials if t.user_attrs.get("fail_type") == "ZeroDivisionError"]
+    assert corner.finished == 8 and bugs and len(bugs) < 8   # the rest of the space still ran
+    assert all("Traceback" in t.user_attrs["fail_traceback"] for t in bugs)
+
     with pytest.raises(ZeroDivisionError):
-        run_study(config, tmp_path, runner=SimulatedRunner(fail_when=lambda k: ZeroDivisionError("bug")),
-                  progress=False)
-    t = load(config, tmp_path).get_trials()[0]
-    assert t.state.name == "FAIL" and t.user_attrs["fail_reason"] == "ZeroDivisionError: bug"
-    assert "Traceback" in t.user_attrs["fail_traceback"]
+        run_study(config, tmp_path / "everywhere", progress=False,
+                  runner=SimulatedRunner(fail_when=lambda k: ZeroDivisionError("bug")))
+    trials = load(config, tmp_path / "everywhere").get_trials()
+    assert len(trials) == MAX_BUGS_IN_A_ROW
+    assert all(t.state.name == "FAIL" and t.user_attrs["fail_reason"] == "ZeroDivisionError: bug" for t in trials)
 
 
 def test_same_knobs_are_never_trained_twice(tmp_path: Path) -> None:

@@ -145,7 +145,9 @@ class _QuantMixin:
         if self.weight_scale_frozen is not None:
             # export: the weight already lies on the grid; the wide range only changes what
             # the exporter writes (int8 QuantizeLinear), not a single value
-            return torch.fake_quantize_per_channel_affine(weight, self.weight_scale_frozen, zeros, axis, -128, 127)
+            # (a plain attribute, not a buffer: follow the weight when the model moves between devices)
+            scale = self.weight_scale_frozen.to(weight.device)
+            return torch.fake_quantize_per_channel_affine(weight, scale, zeros, axis, -128, 127)
         qmax = WEIGHT_QMAX[bits]
         scale = self.weight_scale(weight, axis)
         return torch.fake_quantize_per_channel_affine(weight.float(), scale, zeros, axis, -qmax, qmax)

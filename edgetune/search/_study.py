@@ -184,6 +184,13 @@ class _Context:
     prefilter: Prefilter | None
     measurer: Measurer | None = None
     derived: dict[str, Any] = field(default_factory=dict)   # base, init, distill: see search._base
+    bugs_in_a_row: int = 0   # unexpected exceptions in consecutive trials of this worker
+
+
+# An unexpected exception (a bug, not a bad candidate) fails its trial with the traceback; the
+# worker stops only when this many trials in a row end that way (then the bug is not in a corner
+# of the space but everywhere, and every next trial would hit it too).
+MAX_BUGS_IN_A_ROW = 3
 
 
 def _fail(study: "optuna.Study", trial: "optuna.trial.Trial", exc: BaseException, *, tb: bool = False) -> str:
@@ -268,9 +275,15 @@ def run_trial(study: "optuna.Study", trial: "optuna.trial.Trial", ctx: _Context)
         if infrastructure_error(exc) is not None:
             raise  # the machine failed, not the candidate: run_study keeps the trial for retry
         if isinstance(exc, EdgetuneError) or _is_oom(exc):
+            ctx.bugs_in_a_row = 0
             return f"#{trial.number} FAIL {_short(knobs)}: {_fail(study, trial, exc)}"
-        _fail(study, trial, exc, tb=True)  # a bug, not a bad candidate: record it, then stop
-        raise
+        reason = _fail(study, trial, exc, tb=True)  # a bug, not a bad candidate: recorded with its traceback
+        ctx.bugs_in_a_row += 1
+        if ctx.bugs_in_a_row >= MAX_BUGS_IN_A_ROW:
+            raise
+        return (f"#{trial.number} FAIL {_short(knobs)}: unexpected {reason} (a bug: its traceback is the "
+                f"trial's fail_traceback; the worker stops after {MAX_BUGS_IN_A_ROW} in a row)")
+    ctx.bugs_in_a_row = 0
     seconds = time.monotonic() - t0
     if isinstance(result, dict) and result.get("stopped_early") and STOPPED_AT_RUNG_ATTR in trial.user_attrs:
         for key, value in json_safe(result).items():  # partial-fidelity numbers, kept for the record
