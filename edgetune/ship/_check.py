@@ -122,12 +122,12 @@ def kaldi_native_fbank(wave: np.ndarray, spec: Any) -> np.ndarray | None:
     return np.stack([fb.get_frame(i) for i in range(fb.num_frames_ready)]).astype(np.float32)
 
 
-def decode_like_sherpa(model: Any, wave: np.ndarray, tail_samples: int, *,
-                       features: str = "edgetune") -> tuple[list[str], int, float] | None:
-    """edgetune's runner on exactly the chunks sherpa decodes: (symbols, chunks, smallest top-1/top-2
-    logit margin over the decoded frames). ``features="edgetune"`` computes them with
-    :func:`~edgetune.data.compute_fbank` (what edgetune's WER is measured on), ``"kaldi-native-fbank"``
-    with the library sherpa runs (None if it is not installed)."""
+def logits_like_sherpa(model: Any, wave: np.ndarray, tail_samples: int, *,
+                       features: str = "edgetune") -> tuple[np.ndarray, int] | None:
+    """edgetune's runner on exactly the chunks sherpa decodes: (logits ``[T', V]``, chunks).
+    ``features="edgetune"`` computes them with :func:`~edgetune.data.compute_fbank` (what edgetune's
+    WER is measured on), ``"kaldi-native-fbank"`` with the library sherpa runs (None if it is not
+    installed)."""
     from edgetune.data import FeatureSpec, compute_fbank
     from edgetune.export.sherpa import sherpa_chunks
 
@@ -140,12 +140,24 @@ def decode_like_sherpa(model: Any, wave: np.ndarray, tail_samples: int, *,
     n = sherpa_chunks(feats.shape[0], c)
     model.reset()
     if n == 0:
+        return np.zeros((0, len(model.meta["vocabulary"])), dtype=np.float32), 0
+    return np.concatenate([model.step(feats[k * c:(k + 1) * c]) for k in range(n)], axis=0), n
+
+
+def decode_like_sherpa(model: Any, wave: np.ndarray, tail_samples: int, *,
+                       features: str = "edgetune") -> tuple[list[str], int, float] | None:
+    """:func:`logits_like_sherpa` decoded: (symbols, chunks, smallest top-1/top-2 logit margin over
+    the decoded frames), or None where ``kaldi-native-fbank`` is asked for and not installed."""
+    got = logits_like_sherpa(model, wave, tail_samples, features=features)
+    if got is None:
+        return None
+    logits, chunks = got
+    if chunks == 0:
         return [], 0, float("inf")
-    logits = np.concatenate([model.step(feats[k * c:(k + 1) * c]) for k in range(n)], axis=0)
     top = np.sort(logits, axis=-1)
     margin = float(np.min(top[:, -1] - top[:, -2]))
     ids = logits.argmax(axis=-1).tolist()
-    return _ids_to_symbols(ids, model.meta["vocabulary"], int(model.meta["blank_id"])), n, margin
+    return _ids_to_symbols(ids, model.meta["vocabulary"], int(model.meta["blank_id"])), chunks, margin
 
 
 def ship_check(model_path: str | os.PathLike, audio: Sequence[Any], out_dir: str | os.PathLike, *,
