@@ -27,8 +27,9 @@ pruned model whose widths differ by layer maps exactly:
 right context. sherpa decodes a chunk only when more than ``T`` frames are ready, so the end of
 an utterance is decoded only after tail padding: :func:`tail_padding_samples`.
 
-Batch size is 1 (sherpa's ``decode_stream``; batched ``decode_streams`` over several ready
-streams is not supported by this layout yet). onnx + numpy only.
+Batched ``decode_streams``: the graph is one ``Scan`` over the stream axis (``x [N, T, 80]``,
+states stacked along sherpa's axes, :data:`STATE_BATCH_AXIS`) whose body is the batch-1 graph,
+so each stream runs exactly the nodes of one-stream decoding. onnx + numpy only.
 """
 
 from __future__ import annotations
@@ -411,8 +412,9 @@ def howto_text(spec: StreamingSpec, model_name: str, source_sha256: str) -> str:
 file with sha256 `{source_sha256}`; weights (and their {spec.weight_storage} storage) are unchanged.
 Chunk: {spec.chunk_ms} ms. Features: sherpa's own (80-bin Kaldi fbank, 16 kHz, samples in [-1, 1]).
 
-Decode one stream at a time (`decode_stream`): the graph has batch size 1, and `decode_streams`
-over several ready streams fails in ONNX Runtime (`Got: 2 Expected: 1`). Append
+Decode one stream (`decode_stream`) or several ready streams at once (`decode_streams`): the
+graph runs each stream of the batch through the same nodes, so the tokens do not depend on
+the batch. Append
 **{tail} zero samples** ({1000 * tail / spec.features.sample_rate:.0f} ms, or more) before
 `input_finished()`: sherpa decodes a chunk only when more than one chunk of frames is ready.
 
