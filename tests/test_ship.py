@@ -57,10 +57,12 @@ def test_sherpa_decodes_the_tokens_of_edgetunes_runner(models, audio, tmp_path, 
     from edgetune.ship import ship_check
 
     out = tmp_path / "ship"
-    r = ship_check(models[name], audio, out, min_identical=0.8)
+    r = ship_check(models[name], audio, out, min_identical=0.8, batch=3)
     # the export is exact: on sherpa's own features (kaldi-native-fbank) every token is edgetune's
     assert r["identical_kaldi_fbank_fraction"] == 1.0 and r["export_exact"] is True, r["mismatches"]
     assert r["chunks_match"], "sherpa ran a different number of chunks than IsReady predicts"
+    # three streams per decode_streams call (one model run on x [3, T, 80]) give the one-stream tokens
+    assert r["max_batch"] == 3 and r["batch_identical_fraction"] == 1.0, r["mismatches"]
     assert r["passed"] and r["identical_fraction"] >= 0.8, r["mismatches"]
     assert r["sherpa_onnx_version"] == "2.0.1"
     rows = [json.loads(line) for line in (out / "transcripts.jsonl").read_text().splitlines()]
@@ -222,3 +224,52 @@ def test_ship_front_checks_every_front_model_of_a_study(tmp_path):
     assert [str(r["trial"]) for r in summary["models"]] == on_front and on_front
     assert summary["all_passed"] == all(r["identical"] == r["utterances"] == 4 for r in summary["models"])
     assert all((tmp_path / "ship" / f"trial-{n}" / "model.onnx").is_file() for n in on_front)
+
+
+def test_near_ties_explain_a_flip_and_nothing_else():
+    """sherpa's tokens are accepted as rounding only where edgetune's logits nearly tie."""
+    from edgetune.ship._check import needed_delta
+    from edgetune.ship._ties import reachable_within
+
+    blank, a, b = 0, 1, 2
+    logits = np.array([[0.0, 5.0, 1.0],   # a
+                       [4.9, 5.0, 0.0],   # a, blank 0.1 below
+                       [0.0, 5.0, 1.0],   # a
+                       [0.0, 1.0, 5.0]])  # b
+    assert reachable_within(logits, [a, b], blank, 0.0)            # edgetune's own path
+    assert not reachable_within(logits, [a, a, b], blank, 0.05)    # "aab" needs the blank at frame 1 ...
+    assert reachable_within(logits, [a, a, b], blank, 0.1)         # ... which lies 0.1 below the best
+    assert needed_delta(logits, [a, a, b], blank) == pytest.approx(0.1)
+    assert not reachable_within(logits, [b, a], blank, 1.0)        # a reordering is no near tie
+    assert needed_delta(logits, [a, b, a, b, a], blank) is None    # five tokens from four frames: impossible
+
+
+def _demo_fp32(tmp_path: Path) -> Path:
+    """The committed demo base (a model that recognises speech) exported as its fp32 streaming file."""
+    from edgetune.base import load_base
+    from edgetune.export import export_streaming_onnx
+
+    demo = REPO / "models" / "demo"
+    if not (demo / "card.json").is_file():
+        pytest.skip("the committed demo base is not in this checkout")
+    base = load_base(demo, rebuild_onnx=False)  # never writes into the checkout
+    path = tmp_path / "demo.onnx"
+    export_streaming_onnx(base.build(320), Knobs(bits=32, chunk_ms=320), path, check=False)
+    return path
+
+
+def test_committed_base_decodes_batched_in_sherpa_like_one_stream_and_onnxruntime(tmp_path):
+    """decode_streams with 4 streams at once (a real sherpa-onnx session): tokens equal to one stream
+    at a time and to edgetune's ONNX Runtime runner, on real speech of the tiny corpus."""
+    from edgetune.data import load_dataset
+    from edgetune.ship import ship_check
+
+    test = list(load_dataset("tiny", progress=False).test)[:8]
+    r = ship_check(_demo_fp32(tmp_path), test, tmp_path / "ship", batch=4)
+    assert r["max_batch"] == 4 and r["batch_identical_fraction"] == 1.0, r["mismatches"]
+    assert r["identical_fraction"] == 1.0 and r["passed_by"] == "identical" and r["passed"], r["mismatches"]
+    rows = [json.loads(line) for line in (tmp_path / "ship" / "transcripts.jsonl").read_text().splitlines()]
+    assert all(row["batch_identical"] for row in rows) and len(rows) == len(test)
+    # real words, not empty strings: the demo base recognises the tiny corpus
+    assert sum(len(row["sherpa"].split()) >= 2 for row in rows) >= len(rows) // 2, rows
+    assert r["sherpa_onnxruntime"] and r["onnxruntime"]

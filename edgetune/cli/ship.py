@@ -40,6 +40,9 @@ def register(subparsers) -> None:
     p.add_argument("--min-identical", type=float, default=0.99,
                    help="fraction of utterances whose tokens must be identical (default 0.99)")
     p.add_argument("--threads", type=int, default=1, help="threads for both engines (default 1)")
+    p.add_argument("--batch", type=int, default=4,
+                   help="also decode this many streams per sherpa decode_streams call and require the "
+                        "one-stream tokens (default 4; 1: one stream at a time only)")
     p.add_argument("--json", action="store_true", help="print the whole ship.json result")
     p.set_defaults(func=run)
 
@@ -70,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     if args.front:
         from edgetune.ship._front import ship_front
 
-        summary = ship_front(args.front, args.out, limit=args.limit, min_identical=args.min_identical)
+        summary = ship_front(args.front, args.out, limit=args.limit, min_identical=args.min_identical,
+                             batch=args.batch)
         print(f"front of {summary['study']}: {sum(r['passed'] for r in summary['models'])}/{len(summary['models'])} "
               f"models pass in sherpa-onnx; wrote {Path(args.out) / 'ship-front.json'}")
         return 0 if summary["all_passed"] else 1
@@ -84,7 +88,8 @@ def run(args: argparse.Namespace) -> int:
         audio = [np.zeros(16000, dtype=np.float32)]
     if args.limit is not None:
         audio = audio[:max(1, args.limit)]
-    result = ship_check(args.model, audio, args.out, min_identical=args.min_identical, threads=args.threads)
+    result = ship_check(args.model, audio, args.out, min_identical=args.min_identical, threads=args.threads,
+                        batch=args.batch)
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     else:
@@ -92,7 +97,15 @@ def run(args: argparse.Namespace) -> int:
               f"{result['identical']}/{result['utterances']} identical ({result['identical_fraction']:.3f}, "
               f"need {result['min_identical']:.3f}); vs edgetune's default decoding "
               f"{result['identical_to_default_fraction']:.3f}")
+        if result["near_tie_mismatches"]:
+            print(f"  {result['near_tie_mismatches']} differ only on near ties (sherpa's ONNX Runtime "
+                  f"{result['sherpa_onnxruntime']} vs {result['onnxruntime']} here), "
+                  f"{result['unexplained_mismatches']} otherwise; passed by: {result['passed_by']}")
+        if result["batch"] > 1:
+            print(f"  {result['batch']} streams per decode_streams call: {result['batch_identical_fraction']:.3f} "
+                  f"identical to one stream at a time")
         print(f"wrote {result['model']}, {result['tokens']}, {result['howto']}, {Path(args.out) / 'ship.json'}")
         for m in result["mismatches"]:
-            print(f"  differs: {m['name']}: sherpa {m['sherpa']!r} | edgetune {m['edgetune']!r}")
+            print(f"  differs: {m['name']}: sherpa {m['sherpa']!r} | edgetune {m['edgetune']!r} "
+                  f"(near tie: {m.get('near_tie')}, needed_delta {m.get('needed_delta')})")
     return 0 if result["passed"] else 1

@@ -27,8 +27,9 @@ pruned model whose widths differ by layer maps exactly:
 right context. sherpa decodes a chunk only when more than ``T`` frames are ready, so the end of
 an utterance is decoded only after tail padding: :func:`tail_padding_samples`.
 
-Batch size is 1 (sherpa's ``decode_stream``; batched ``decode_streams`` over several ready
-streams is not supported by this layout yet). onnx + numpy only.
+Batched ``decode_streams``: the graph is one ``Scan`` over the stream axis (``x [N, T, 80]``,
+states stacked along sherpa's axes, :data:`STATE_BATCH_AXIS`) whose body is the batch-1 graph,
+so each stream runs exactly the nodes of one-stream decoding. onnx + numpy only.
 """
 
 from __future__ import annotations
@@ -135,6 +136,16 @@ def state_specs(layers: list[SherpaLayer], left: int) -> list[CacheSpec]:
     out.append(CacheSpec("embed_states", "new_embed_states", EMBED_STATES_SHAPE))
     out.append(CacheSpec("processed_lens", "new_processed_lens", (1,), "int64"))
     return out
+
+
+#: the axis along which sherpa stacks each state of a batch (OnlineZipformer2CtcModel::StackStates)
+STATE_BATCH_AXIS = {"key": 1, "nonlin_attn": 1, "val1": 1, "val2": 1, "conv1": 0, "conv2": 0,
+                    "embed_states": 0, "processed_lens": 0}
+
+
+def state_batch_axis(name: str) -> int:
+    """``key_3`` -> 1, ``embed_states`` -> 0: where sherpa concatenates streams for ``decode_streams``."""
+    return STATE_BATCH_AXIS[name if name in STATE_BATCH_AXIS else name.rsplit("_", 1)[0]]
 
 
 def sherpa_metadata(layers: list[SherpaLayer], left: int, chunk_frames: int, vocab_size: int) -> dict[str, str]:
@@ -259,6 +270,60 @@ def _adapt(model: Any, layers: list[SherpaLayer], left: int, enc_chunk: int, spe
         list(model.opset_import)))
 
 
+def _batch_over_scan(model: Any, states: list[CacheSpec]) -> None:
+    """Wrap the batch-1 graph in an ONNX ``Scan`` over the stream axis, so ``decode_streams`` can
+    pass ``N`` streams (``x [N, T, 80]``, states stacked along sherpa's batch axes): the body runs
+    each stream in turn with the unchanged nodes (weights stay outer-scope initializers). N = 1
+    is exactly the batch-1 graph."""
+    from onnx import TensorProto, helper
+
+    g = model.graph
+    axes = [0] + [state_batch_axis(s.input) for s in states]   # x, then the states
+    out_axes = [0] + [state_batch_axis(s.input) for s in states]  # logits, then the new states
+    body_nodes, body_in, body_out, outer_in, outer_out = [], [], [], [], []
+
+    def strip(vi: Any, axis: int, name: str, batch: str | None) -> Any:
+        t = vi.type.tensor_type
+        dims = [d.dim_param or d.dim_value for d in t.shape.dim]
+        if batch is None:
+            del dims[axis]
+        else:
+            dims[axis] = batch
+        return helper.make_tensor_value_info(name, t.elem_type, dims)
+
+    # names are unique across scopes (SSA): inside the body the batch-1 tensors get a suffix
+    one = {vi.name: f"{vi.name}__one" for vi in [*g.input, *g.output]}
+    for n in g.node:
+        n.input[:] = [one.get(i, i) for i in n.input]
+        n.output[:] = [one.get(o, o) for o in n.output]
+    for vi, axis in zip(g.input, axes):
+        body_in.append(strip(vi, axis, f"{vi.name}__stream", None))
+        outer_in.append(strip(vi, axis, vi.name, "N"))
+        ax = f"sherpa_axis_in_{vi.name}"
+        body_nodes += [helper.make_node("Constant", [], [ax], value=helper.make_tensor(ax, TensorProto.INT64, [1], [axis])),
+                       helper.make_node("Unsqueeze", [f"{vi.name}__stream", ax], [one[vi.name]],
+                                        name=f"sherpa_stream_{vi.name}")]
+    body_nodes += list(g.node)
+    for vi, axis in zip(g.output, out_axes):
+        body_out.append(strip(vi, axis, f"{vi.name}__stream", None))
+        outer_out.append(strip(vi, axis, vi.name, "N"))
+        ax = f"sherpa_axis_out_{vi.name}"
+        body_nodes += [helper.make_node("Constant", [], [ax], value=helper.make_tensor(ax, TensorProto.INT64, [1], [axis])),
+                       helper.make_node("Squeeze", [one[vi.name], ax], [f"{vi.name}__stream"],
+                                        name=f"sherpa_unstream_{vi.name}")]
+    value_info = [vi for vi in g.value_info if vi.name not in one]
+    body = helper.make_graph(body_nodes, "sherpa_stream", body_in, body_out, value_info=value_info)
+    scan = helper.make_node("Scan", [vi.name for vi in g.input], [vi.name for vi in g.output], name="sherpa_streams",
+                            body=body, num_scan_inputs=len(axes), scan_input_axes=axes, scan_output_axes=out_axes)
+    del g.node[:]
+    g.node.append(scan)
+    del g.value_info[:]
+    del g.input[:]
+    g.input.extend(outer_in)
+    del g.output[:]
+    g.output.extend(outer_out)
+
+
 def export_sherpa(source: str | os.PathLike, out_dir: str | os.PathLike, *, model_name: str = "model.onnx",
                   check: bool = True) -> SherpaExport:
     """Write ``out_dir/model.onnx`` (zipformer2_ctc layout), ``tokens.txt`` and ``README.md`` from an
@@ -293,10 +358,11 @@ def export_sherpa(source: str | os.PathLike, out_dir: str | os.PathLike, *, mode
     _adapt(model, layers, left, enc_chunk, spec)
     _passes.remove_unused(model)  # the old new_cache_mask branch
     states = state_specs(layers, left)
+    _batch_over_scan(model, states)
     shipped = dataclasses.replace(
         spec, features_input="x", caches=states,
         extra={**spec.extra, "sherpa_onnx": {"model_type": MODEL_TYPE, "source_sha256": src_sha,
-                                             "tail_padding_samples": tail_padding_samples(spec), "batch": 1}})
+                                             "tail_padding_samples": tail_padding_samples(spec), "batch": "N"}})
     sherpa_meta = sherpa_metadata(layers, left, spec.chunk_frames, len(spec.vocabulary))
     _passes.set_metadata(model, {**sherpa_meta, **shipped.metadata_props()})
     try:
@@ -346,8 +412,9 @@ def howto_text(spec: StreamingSpec, model_name: str, source_sha256: str) -> str:
 file with sha256 `{source_sha256}`; weights (and their {spec.weight_storage} storage) are unchanged.
 Chunk: {spec.chunk_ms} ms. Features: sherpa's own (80-bin Kaldi fbank, 16 kHz, samples in [-1, 1]).
 
-Decode one stream at a time (`decode_stream`): the graph has batch size 1, and `decode_streams`
-over several ready streams fails in ONNX Runtime (`Got: 2 Expected: 1`). Append
+Decode one stream (`decode_stream`) or several ready streams at once (`decode_streams`): the
+graph runs each stream of the batch through the same nodes, so the tokens do not depend on
+the batch. Append
 **{tail} zero samples** ({1000 * tail / spec.features.sample_rate:.0f} ms, or more) before
 `input_finished()`: sherpa decodes a chunk only when more than one chunk of frames is ready.
 

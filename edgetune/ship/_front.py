@@ -21,7 +21,7 @@ def front_trials(study_dir: Path) -> list[dict[str, str]]:
 
 
 def ship_front(study_dir: str | os.PathLike, out_dir: str | os.PathLike, *, limit: int | None = None,
-               min_identical: float = 0.99, log: Any = print) -> dict[str, Any]:
+               min_identical: float = 0.99, batch: int = 1, log: Any = print) -> dict[str, Any]:
     """Ship every front model of ``study_dir`` into ``out_dir/trial-N`` and decode the study's test split
     with sherpa-onnx; writes and returns ``out_dir/ship-front.json`` (one row per model, ``all_passed``)."""
     from edgetune.data import load_dataset
@@ -36,16 +36,22 @@ def ship_front(study_dir: str | os.PathLike, out_dir: str | os.PathLike, *, limi
     rows = []
     for r in front_trials(study_dir):
         model = study_dir / r["artifact"]
-        res = ship_check(model, test, out / f"trial-{r['number']}", min_identical=min_identical)
+        res = ship_check(model, test, out / f"trial-{r['number']}", min_identical=min_identical, batch=batch)
         row = {"trial": int(r["number"]), "bits": int(float(r["bits"])), "sparsity": float(r["sparsity"]),
                "depth_multiplier": float(r["depth_multiplier"]), "chunk_ms": int(float(r["chunk_ms"])),
                "wer": float(r["wer"]), "utterances": res["utterances"], "identical": res["identical"],
                "identical_fraction": res["identical_fraction"],
                "identical_kaldi_fbank_fraction": res.get("identical_kaldi_fbank_fraction"),
+               "near_tie_mismatches": res["near_tie_mismatches"],
+               "unexplained_mismatches": res["unexplained_mismatches"],
+               "char_disagreement": res["char_disagreement"], "batch": res["batch"],
+               "batch_identical_fraction": res["batch_identical_fraction"], "passed_by": res["passed_by"],
                "passed": res["passed"], "sherpa_onnx_version": res.get("sherpa_onnx_version"),
+               "sherpa_onnxruntime": res.get("sherpa_onnxruntime"), "onnxruntime": res.get("onnxruntime"),
                "model_type": res.get("model_type")}
         log(f"trial {row['trial']} ({row['bits']}-bit, width {row['depth_multiplier']}, sparsity {row['sparsity']}, "
-            f"{row['chunk_ms']} ms): {row['identical']}/{row['utterances']} identical in sherpa-onnx")
+            f"{row['chunk_ms']} ms): {row['identical']}/{row['utterances']} identical in sherpa-onnx, "
+            f"{row['near_tie_mismatches']} near ties, {row['unexplained_mismatches']} other; passed by {row['passed_by']}")
         rows.append(row)
     summary = {"study": config.study_name, "dataset": config.dataset, "models": rows,
                "all_passed": bool(rows) and all(r["passed"] for r in rows)}
