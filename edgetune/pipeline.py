@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgetune._io import atomic_write_text, json_safe, sha256_file
 from edgetune.errors import ConfigError, DataError
 from edgetune.knobs import Knobs, PruneSchedule, TrainSettings
-from edgetune.search._files import atomic_write_text, sha256_file
 
 if TYPE_CHECKING:
     from edgetune.data import DatasetSplits
@@ -38,17 +37,6 @@ MAX_PARITY_UTTERANCES = 100
 RESULT_FILE = "result.json"
 MODEL_FILE = "model.onnx"
 TRANSCRIPTS_FILE = "transcripts.jsonl"
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN/inf -> None so result.json is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _examples(utts: list[Any], feats: list[Any]) -> list[Any]:
@@ -330,7 +318,7 @@ def run_candidate(knobs: Knobs, out_dir: Path, *, dataset: "str | Path | Dataset
         "seconds": time.perf_counter() - t_start,
         "bench": {k: v for k, v in bench.items() if k not in ("samples_ms",)},
     }
-    result = _json_safe(result)
+    result = json_safe(result, non_finite="null")  # result.json is strict JSON: NaN/inf -> null
     atomic_write_text(out_dir / RESULT_FILE, json.dumps(result, indent=2, sort_keys=True))
     return result
 
@@ -400,9 +388,9 @@ def measure_untrained(knobs: Knobs, out_dir: Path, *, family: str = "conformer_l
         family, model_config, from_base = card["family"], card["model_config"], init == "base"
     exported = export_untrained(knobs, path, family=family, model_config=model_config, from_base=from_base)
     bench = _bench(path, target, bench_threads, bench_runs, bench_warmup)
-    return _json_safe({**_bench_fields(bench), "size_bytes": path.stat().st_size,
-                       "params": exported.spec.model_config.get("params"), "knobs": knobs.to_dict(),
-                       "untrained": True, "host": _host(bench, bench_threads)})
+    return json_safe({**_bench_fields(bench), "size_bytes": path.stat().st_size,
+                      "params": exported.spec.model_config.get("params"), "knobs": knobs.to_dict(),
+                      "untrained": True, "host": _host(bench, bench_threads)}, non_finite="null")
 
 
 __all__ = ["export_untrained", "measure_untrained", "run_candidate", "wer_from_transcripts"]

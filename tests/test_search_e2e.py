@@ -36,7 +36,7 @@ def test_real_study_report_and_export(tmp_path: Path) -> None:
     from edgetune.bench.runner import StreamingModel
     from edgetune.cli import main
     from edgetune.search import StudyPaths, config_from_yaml, open_study, run_study
-    from edgetune.search._files import sha256_file
+    from edgetune._io import sha256_file
 
     config = config_from_yaml(STUDY)
     study_dir = tmp_path / "study"

@@ -14,8 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from edgetune._io import atomic_copy, atomic_write_text, sha256_file
 from edgetune.errors import ArtifactError, ConfigError
-from edgetune.search._files import atomic_copy, atomic_write_text, sha256_file
 from edgetune.search._metrics import METRICS, metric_values
 from edgetune.search._storage import StudyPaths, load_study_dir
 from edgetune.search._trials import ATTR_DUPLICATE, front_numbers

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
+from edgetune._io import json_safe, sha256_file
 from edgetune.errors import ArtifactError, ConfigError, EdgetuneError, StudyError
 from edgetune.knobs import Knobs
 from edgetune.search._config import SamplerName, StudyConfig, check_config_inputs
@@ -42,11 +43,10 @@ from edgetune.search._fidelity import (
     measure_before_training,
     stopped_in_chain,
 )
-from edgetune.search._files import sha256_file
 from edgetune.search._metrics import METRICS, metric_values
 from edgetune.search._progress import StudyProgress
 from edgetune.search._samplers import grid_exhausted, make_sampler
-from edgetune.search._storage import StudyPaths, json_safe, open_study
+from edgetune.search._storage import StudyPaths, open_study
 from edgetune.search._trials import (
     ATTR_ARTIFACT,
     ATTR_BASELINE,
@@ -273,7 +273,7 @@ def run_trial(study: "optuna.Study", trial: "optuna.trial.Trial", ctx: _Context)
         raise
     seconds = time.monotonic() - t0
     if isinstance(result, dict) and result.get("stopped_early") and STOPPED_AT_RUNG_ATTR in trial.user_attrs:
-        for key, value in json_safe(result).items():  # partial-fidelity numbers, kept for the record
+        for key, value in json_safe(result, non_finite="keep").items():  # partial-fidelity numbers, kept for the record
             trial.set_user_attr(key, value)
         return _pruned(study, trial, knobs, f"epoch {result.get('epochs_run')}")
     try:
@@ -362,7 +362,7 @@ def _record(trial: "optuna.trial.Trial", result: dict, ctx: _Context, out_dir: P
     cfg = ctx.config
     if not isinstance(result, dict):
         raise StudyError(f"the candidate runner returned {type(result).__name__}, not a result dict")
-    result = json_safe(result)
+    result = json_safe(result, non_finite="keep")  # a NaN objective is reported below, by name
     values = []
     for name in cfg.objectives:
         try:
