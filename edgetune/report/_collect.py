@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgetune._pareto import derive_reference_point, hypervolume, hypervolume_history, pareto_front
 from edgetune.knobs import Knobs
-from edgetune.report._pareto import derive_reference_point, hypervolume, hypervolume_history, pareto_front
 from edgetune.search._config import StudyConfig
 from edgetune.search._metrics import METRICS, metric_values
 from edgetune.search._trials import ATTR_DUPLICATE, ATTR_RETRY_OF, is_interrupted

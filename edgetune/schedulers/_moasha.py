@@ -58,8 +58,8 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
+from edgetune._pareto import rank_order
 from edgetune.errors import ConfigError, StudyError
-from edgetune.schedulers._pareto import rank_order
 
 if TYPE_CHECKING:  # optuna is only touched through the objects passed in
     import optuna

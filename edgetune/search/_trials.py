@@ -182,7 +182,7 @@ def front_numbers(study: "optuna.Study") -> list[int]:
     """
     from optuna.trial import TrialState
 
-    from edgetune.report._pareto import pareto_front
+    from edgetune._pareto import pareto_front
 
     done = [
         t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
