@@ -39,20 +39,6 @@ MODEL_FILE = "model.onnx"
 TRANSCRIPTS_FILE = "transcripts.jsonl"
 
 
-def _examples(utts: list[Any], feats: list[Any]) -> list[Any]:
-    from edgetune.data import encode, normalize_text
-    from edgetune.train import Example
-
-    out = []
-    for u, f in zip(utts, feats):
-        text = normalize_text(u.text)
-        if not text:
-            raise DataError(f"utterance {u.audio_filepath} has an empty transcript after normalisation; "
-                            f"fix or remove it in the manifest")
-        out.append(Example(feats=f, ids=encode(text), text=text, group=u.group or ""))
-    return out
-
-
 def _load_splits(dataset: "str | Path | DatasetSplits", progress: bool) -> "DatasetSplits":
     from edgetune.data import DatasetSplits, load_validated_dataset
 
@@ -138,14 +124,10 @@ def _transcribe_test(model: Any, path: Path, utts: list[Any], feats: list[Any], 
 
 
 def wer_from_transcripts(rows: list[dict[str, Any]], key: str = "hyp") -> dict[str, Any]:
-    """Overall, per-group and worst-group WER of ``rows`` (as written to transcripts.jsonl)."""
-    from edgetune.train.trainer import group_wer, word_error_rate
+    """Overall, per-group and worst-group WER of ``rows`` (:func:`edgetune.train.trainer.wer_from_transcripts`)."""
+    from edgetune.train.trainer import wer_from_transcripts as wer
 
-    refs = [r["ref"] for r in rows]
-    hyps = [r[key] for r in rows]
-    per_group = group_wer(refs, hyps, [r["group"] for r in rows])
-    return {"wer": word_error_rate(refs, hyps), "wer_per_group": per_group,
-            "worst_group_wer": max(per_group.values()) if per_group else word_error_rate(refs, hyps)}
+    return wer(rows, key)
 
 
 def _eval_threads() -> int:
@@ -210,6 +192,7 @@ def run_candidate(knobs: Knobs, out_dir: Path, *, dataset: "str | Path | Dataset
 
     from edgetune import __version__
     from edgetune.data import extract_features
+    from edgetune.train._batching import make_examples
     from edgetune.export import export_streaming_onnx
     from edgetune.export.metadata import FeatureSpec
     from edgetune.model import build_model
@@ -233,8 +216,8 @@ def run_candidate(knobs: Knobs, out_dir: Path, *, dataset: "str | Path | Dataset
     splits = _load_splits(dataset, progress)
     if not splits.test:
         raise DataError(f"dataset {dataset!r} has an empty test split; WER cannot be measured")
-    train_set = _examples(splits.train, extract_features(splits.train, features, progress=progress))
-    dev_set = _examples(splits.dev, extract_features(splits.dev, features, progress=progress))
+    train_set = make_examples(splits.train, extract_features(splits.train, features, progress=progress))
+    dev_set = make_examples(splits.dev, extract_features(splits.dev, features, progress=progress))
 
     from edgetune.data import VOCABULARY
 

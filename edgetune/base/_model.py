@@ -109,7 +109,7 @@ def data_fingerprint(dataset: str, splits: "DatasetSplits", seed: int = 0) -> di
 
 def _examples(utts: list[Any], progress: bool) -> list[Any]:
     from edgetune.data import extract_features
-    from edgetune.pipeline import _examples as make
+    from edgetune.train._batching import make_examples as make
 
     return make(utts, extract_features(utts, _features(), progress=progress))
 
@@ -117,7 +117,7 @@ def _examples(utts: list[Any], progress: bool) -> list[Any]:
 def onnx_wer(path: Path, examples: list[Any], threads: int = 0) -> dict[str, Any]:
     """Greedy WER of the streaming ONNX file at ``path`` over ``examples`` (features already computed)."""
     from edgetune.bench.runner import StreamingModel
-    from edgetune.pipeline import wer_from_transcripts
+    from edgetune.train.trainer import wer_from_transcripts
 
     if not examples:
         return {"wer": float("nan"), "utterances": 0}

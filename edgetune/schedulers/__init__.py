@@ -15,6 +15,7 @@ from edgetune._pareto import (
     non_dominated_sort,
     rank_order,
 )
+from edgetune.schedulers._base import TrialScheduler
 from edgetune.schedulers._moasha import (
     MOASHA,
     PRECHECK_ATTR,
@@ -32,6 +33,7 @@ __all__ = [
     "RUNG_ATTR",
     "STOPPED_AT_EPOCH_ATTR",
     "STOPPED_AT_RUNG_ATTR",
+    "TrialScheduler",
     "crowding_distance",
     "dominates",
     "is_stopped",

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edgetune._attrs import CONFIG_ATTR
 from edgetune.errors import ConfigError, StudyError
 from edgetune.search._config import MASK, StudyConfig, load_config, mask_url, save_config
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
 
-CONFIG_ATTR = "edgetune_config"
 JOURNAL_NAME = "journal.log"
 HEARTBEAT_INTERVAL_S = 30
 HEARTBEAT_GRACE_S = 120

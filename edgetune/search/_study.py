@@ -27,11 +27,13 @@ import traceback
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable
 
+from edgetune._attrs import RUNNER_ATTR
 from edgetune._io import json_safe, sha256_file
 from edgetune.errors import ArtifactError, ConfigError, EdgetuneError, StudyError
 from edgetune.knobs import Knobs
+from edgetune.schedulers._base import TrialScheduler
 from edgetune.search._config import SamplerName, StudyConfig, check_config_inputs
 from edgetune.search._fidelity import (
     REJECTED_ATTR,
@@ -79,15 +81,8 @@ if TYPE_CHECKING:  # pragma: no cover
 Runner = Callable[..., dict]
 
 
-class TrialScheduler(Protocol):
-    """Multi-fidelity hook (issue 5): decides after each epoch whether a trial goes on."""
-
-    def on_epoch(self, study: "optuna.Study", trial: "optuna.trial.Trial", epoch: int, metrics: dict) -> bool:
-        """Return False to stop the trial (the runner then raises or returns early)."""
-        ...
-
-
 Prefilter = Callable[[Knobs], "str | None"]  # a reason to reject before training, or None
+Reporter = Callable[..., Any]  # report(study_dir, study=, config=), e.g. edgetune.report.build_report
 
 
 @dataclass
@@ -117,7 +112,6 @@ _RUN_ATTRS = {ATTR_WORKER, ATTR_RETRY_OF, ATTR_BASELINE, ATTR_DUPLICATE, ATTR_IN
              "trial_seconds"}
 
 
-RUNNER_ATTR = "edgetune_runner"
 
 
 def runner_kind(runner: Runner) -> str:
@@ -239,7 +233,8 @@ def run_trial(study: "optuna.Study", trial: "optuna.trial.Trial", ctx: _Context)
                 study.tell(trial, state=TrialState.PRUNED)
                 return f"#{trial.number} rejected {_short(knobs)}: {why}"
         if ctx.measurer is not None:
-            why = measure_before_training(trial, knobs, ctx)
+            why = measure_before_training(trial, knobs, cfg, ctx.paths.trial_dir(trial.number) / "untrained",
+                                          ctx.measurer, ctx.derived)
             if why:
                 study.tell(trial, state=TrialState.PRUNED)
                 return f"#{trial.number} rejected before training {_short(knobs)}: {why}"
@@ -406,7 +401,7 @@ def run_study(
     scheduler: TrialScheduler | None = None,
     prefilter: Prefilter | None = None,
     measurer: Measurer | None = None,
-    report: bool = False,
+    report: Reporter | None = None,
 ) -> StudySummary:
     """Run (or resume) the study described by ``config`` in ``study_dir``.
 
@@ -414,11 +409,15 @@ def run_study(
     latency/size, used when ``precheck`` or a scheduler is on) to the runner's own
     ``measure_untrained`` if it has one, else ``edgetune.pipeline.measure_untrained``.
     ``scheduler`` defaults to the config's (``scheduler: {name: moasha}``). ``max_new_trials``
-    stops this call early (the study can be resumed). ``report=True`` writes
-    ``<study_dir>/report/`` at the end.
+    stops this call early (the study can be resumed). ``report`` is called as
+    ``report(study_dir, study=..., config=...)`` at the end: ``report=edgetune.report.build_report``
+    writes ``<study_dir>/report/`` (the search layer never imports the report layer itself).
     """
     import optuna
 
+    if report is not None and not callable(report):
+        raise ConfigError(f"report must be a function such as edgetune.report.build_report, but got {report!r}; "
+                          "fix: run_study(..., report=build_report)")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     check_config_inputs(config)  # family, dataset, reachable budgets: before the study dir is touched
     paths = StudyPaths(Path(study_dir))
@@ -489,10 +488,8 @@ def run_study(
                 front=len(front_numbers(study)),
             )
     summary = summarize(study, config, paths, new)
-    if report:
-        from edgetune.report import build_report
-
-        build_report(paths.root, study=study, config=config)
+    if report is not None:
+        report(paths.root, study=study, config=config)
     return summary
 
 
