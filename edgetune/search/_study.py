@@ -29,7 +29,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from edgetune._attrs import RUNNER_ATTR
+from edgetune._attrs import (
+    ATTR_ARTIFACT,
+    ATTR_BASELINE,
+    ATTR_CLAIMED,
+    ATTR_DUPLICATE,
+    ATTR_FAIL,
+    ATTR_FAIL_TYPE,
+    ATTR_INFRA,
+    ATTR_INTERRUPTED,
+    ATTR_RETRY_OF,
+    ATTR_SHA,
+    ATTR_WORKER,
+    RUNNER_ATTR,
+)
 from edgetune._io import json_safe, sha256_file
 from edgetune.errors import ArtifactError, ConfigError, EdgetuneError, StudyError
 from edgetune.knobs import Knobs
@@ -50,17 +63,6 @@ from edgetune.search._progress import StudyProgress
 from edgetune.search._samplers import grid_exhausted, make_sampler
 from edgetune.search._storage import StudyPaths, open_study
 from edgetune.search._trials import (
-    ATTR_ARTIFACT,
-    ATTR_BASELINE,
-    ATTR_CLAIMED,
-    ATTR_DUPLICATE,
-    ATTR_FAIL,
-    ATTR_FAIL_TYPE,
-    ATTR_INFRA,
-    ATTR_INTERRUPTED,
-    ATTR_RETRY_OF,
-    ATTR_SHA,
-    ATTR_WORKER,
     Heartbeat,
     _state,
     front_numbers,

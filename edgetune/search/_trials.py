@@ -17,17 +17,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable
 
 from edgetune._attrs import (  # user attribute keys written by the study loop: one home, edgetune._attrs
-    ATTR_ARTIFACT,
     ATTR_BASELINE,
     ATTR_CLAIMED,
     ATTR_DUPLICATE,
     ATTR_FAIL,
-    ATTR_FAIL_TYPE,
-    ATTR_INFRA,
     ATTR_INTERRUPTED,
     ATTR_RETRY_OF,
-    ATTR_SHA,
-    ATTR_STOPPED,
     ATTR_WORKER,
 )
 
@@ -256,17 +251,6 @@ class Heartbeat:
 
 
 __all__ = [
-    "ATTR_ARTIFACT",
-    "ATTR_BASELINE",
-    "ATTR_DUPLICATE",
-    "ATTR_FAIL",
-    "ATTR_FAIL_TYPE",
-    "ATTR_INFRA",
-    "ATTR_INTERRUPTED",
-    "ATTR_RETRY_OF",
-    "ATTR_SHA",
-    "ATTR_STOPPED",
-    "ATTR_WORKER",
     "Heartbeat",
     "front_numbers",
     "infrastructure_error",
