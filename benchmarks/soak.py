@@ -117,7 +117,7 @@ class Fleet:
 
 def audit(study: Any, study_dir: Path, restarts: list[tuple[int, datetime]]) -> dict[str, Any]:
     from edgetune.search import is_finished, is_interrupted
-    from edgetune.search._files import sha256_file
+    from edgetune._io import sha256_file
 
     trials = study.get_trials(deepcopy=False)
     numbers = [t.number for t in trials]

@@ -20,16 +20,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgetune._io import atomic_write_text, json_safe, sha256_file
 from edgetune.errors import ConfigError, DataError
 from edgetune.knobs import Knobs, PruneSchedule, TrainSettings
-from edgetune.search._files import atomic_write_text, sha256_file
 
 if TYPE_CHECKING:
     from edgetune.data import DatasetSplits
@@ -38,31 +37,6 @@ MAX_PARITY_UTTERANCES = 100
 RESULT_FILE = "result.json"
 MODEL_FILE = "model.onnx"
 TRANSCRIPTS_FILE = "transcripts.jsonl"
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN/inf -> None so result.json is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def _examples(utts: list[Any], feats: list[Any]) -> list[Any]:
-    from edgetune.data import encode, normalize_text
-    from edgetune.train import Example
-
-    out = []
-    for u, f in zip(utts, feats):
-        text = normalize_text(u.text)
-        if not text:
-            raise DataError(f"utterance {u.audio_filepath} has an empty transcript after normalisation; "
-                            f"fix or remove it in the manifest")
-        out.append(Example(feats=f, ids=encode(text), text=text, group=u.group or ""))
-    return out
 
 
 def _load_splits(dataset: "str | Path | DatasetSplits", progress: bool) -> "DatasetSplits":
@@ -150,14 +124,10 @@ def _transcribe_test(model: Any, path: Path, utts: list[Any], feats: list[Any], 
 
 
 def wer_from_transcripts(rows: list[dict[str, Any]], key: str = "hyp") -> dict[str, Any]:
-    """Overall, per-group and worst-group WER of ``rows`` (as written to transcripts.jsonl)."""
-    from edgetune.train.trainer import group_wer, word_error_rate
+    """Overall, per-group and worst-group WER of ``rows`` (:func:`edgetune.train.trainer.wer_from_transcripts`)."""
+    from edgetune.train.trainer import wer_from_transcripts as wer
 
-    refs = [r["ref"] for r in rows]
-    hyps = [r[key] for r in rows]
-    per_group = group_wer(refs, hyps, [r["group"] for r in rows])
-    return {"wer": word_error_rate(refs, hyps), "wer_per_group": per_group,
-            "worst_group_wer": max(per_group.values()) if per_group else word_error_rate(refs, hyps)}
+    return wer(rows, key)
 
 
 def _eval_threads() -> int:
@@ -222,6 +192,7 @@ def run_candidate(knobs: Knobs, out_dir: Path, *, dataset: "str | Path | Dataset
 
     from edgetune import __version__
     from edgetune.data import extract_features
+    from edgetune.train._batching import make_examples
     from edgetune.export import export_streaming_onnx
     from edgetune.export.metadata import FeatureSpec
     from edgetune.model import build_model
@@ -245,8 +216,8 @@ def run_candidate(knobs: Knobs, out_dir: Path, *, dataset: "str | Path | Dataset
     splits = _load_splits(dataset, progress)
     if not splits.test:
         raise DataError(f"dataset {dataset!r} has an empty test split; WER cannot be measured")
-    train_set = _examples(splits.train, extract_features(splits.train, features, progress=progress))
-    dev_set = _examples(splits.dev, extract_features(splits.dev, features, progress=progress))
+    train_set = make_examples(splits.train, extract_features(splits.train, features, progress=progress))
+    dev_set = make_examples(splits.dev, extract_features(splits.dev, features, progress=progress))
 
     from edgetune.data import VOCABULARY
 
@@ -330,7 +301,7 @@ def run_candidate(knobs: Knobs, out_dir: Path, *, dataset: "str | Path | Dataset
         "seconds": time.perf_counter() - t_start,
         "bench": {k: v for k, v in bench.items() if k not in ("samples_ms",)},
     }
-    result = _json_safe(result)
+    result = json_safe(result, non_finite="null")  # result.json is strict JSON: NaN/inf -> null
     atomic_write_text(out_dir / RESULT_FILE, json.dumps(result, indent=2, sort_keys=True))
     return result
 
@@ -400,9 +371,9 @@ def measure_untrained(knobs: Knobs, out_dir: Path, *, family: str = "conformer_l
         family, model_config, from_base = card["family"], card["model_config"], init == "base"
     exported = export_untrained(knobs, path, family=family, model_config=model_config, from_base=from_base)
     bench = _bench(path, target, bench_threads, bench_runs, bench_warmup)
-    return _json_safe({**_bench_fields(bench), "size_bytes": path.stat().st_size,
-                       "params": exported.spec.model_config.get("params"), "knobs": knobs.to_dict(),
-                       "untrained": True, "host": _host(bench, bench_threads)})
+    return json_safe({**_bench_fields(bench), "size_bytes": path.stat().st_size,
+                      "params": exported.spec.model_config.get("params"), "knobs": knobs.to_dict(),
+                      "untrained": True, "host": _host(bench, bench_threads)}, non_finite="null")
 
 
 __all__ = ["export_untrained", "measure_untrained", "run_candidate", "wer_from_transcripts"]

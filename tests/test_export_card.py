@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from edgetune._io import sha256_file
 from edgetune.cli import main
 from edgetune.errors import ArtifactError, ConfigError, ParityError
 from edgetune.report import export_trial
 from edgetune.search import SimulatedRunner, StudyPaths, config_from_yaml, open_study, run_study
-from edgetune.search._files import sha256_file
 
 CONFIG = """
 study_name: exp

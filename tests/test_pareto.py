@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from edgetune.report._pareto import (
+from edgetune._pareto import (
     derive_reference_point,
     dominates,
     hypervolume,
@@ -130,3 +130,14 @@ def test_derived_reference_point_is_dominated_by_every_usable_point() -> None:
     assert hypervolume(pts, ref, feasible) > 0
     with pytest.raises(ValueError):
         derive_reference_point(pts, [False, False, False])
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_one_front_for_the_report_and_the_scheduler(dim: int) -> None:
+    """The report's front and the scheduler's front 0 come from one definition of domination."""
+    from edgetune.schedulers import non_dominated_sort
+
+    rng = np.random.default_rng(dim)
+    for _ in range(20):
+        pts = rng.integers(0, 5, size=(int(rng.integers(1, 30)), dim)).astype(float)
+        assert pareto_mask(pts).tolist() == (non_dominated_sort(pts) == 0).tolist()

@@ -171,7 +171,7 @@ def test_four_workers_lose_and_duplicate_no_trial(workers) -> None:
     for t in trials:  # every result's artifact exists in its worker's directory, whole
         if t.state.name == "COMPLETE" and "duplicate_of" not in t.user_attrs:
             i = [p.pid for p in w.procs].index(t.user_attrs["worker"]["pid"])
-            from edgetune.search._files import sha256_file
+            from edgetune._io import sha256_file
 
             assert sha256_file(w.tmp / f"w{i}" / t.user_attrs["artifact"]) == t.user_attrs["sha256"]
 

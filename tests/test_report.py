@@ -40,7 +40,7 @@ def fails(k):
 @pytest.fixture(scope="module")
 def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("study")
-    run_study(config_from_yaml(CONFIG), d, runner=SimulatedRunner(fail_when=fails), progress=False, report=True)
+    run_study(config_from_yaml(CONFIG), d, runner=SimulatedRunner(fail_when=fails), progress=False, report=build_report)
     return d
 
 
@@ -192,7 +192,7 @@ def test_report_states_the_studys_total_gpu_time(tmp_path: Path, study_dir: Path
             return {**super().__call__(*a, **kw), "gpu_seconds": 12.5, "gpu_energy_j": 3600.0}
 
     config = config_from_yaml(CONFIG.replace("n_trials: 16", "n_trials: 6").replace('["latency_ms <= 300"]', "[]"))
-    run_study(config, tmp_path, runner=GpuRunner(), progress=False, report=True)
+    run_study(config, tmp_path, runner=GpuRunner(), progress=False, report=build_report)
     rows = read_csv(tmp_path / "report" / "trials.csv")
     trained = [r for r in rows if r["state"] == "COMPLETE" and not r["duplicate_of"]]
     assert trained and all(num(r["gpu_seconds"]) == 12.5 for r in trained)

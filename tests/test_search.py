@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from edgetune._io import sha256_file
 from edgetune.errors import ParityError, StudyError, TrainingError
 from edgetune.search import (
     SimulatedRunner,
@@ -24,7 +25,6 @@ from edgetune.search import (
     open_study,
     run_study,
 )
-from edgetune.search._files import sha256_file
 from edgetune.search._storage import repair_journal
 
 REPO = Path(__file__).resolve().parents[1]

@@ -34,13 +34,14 @@ def test_real_study_report_and_export(tmp_path: Path) -> None:
     import numpy as np
 
     from edgetune.bench.runner import StreamingModel
+    from edgetune._io import sha256_file
     from edgetune.cli import main
+    from edgetune.report import build_report
     from edgetune.search import StudyPaths, config_from_yaml, open_study, run_study
-    from edgetune.search._files import sha256_file
 
     config = config_from_yaml(STUDY)
     study_dir = tmp_path / "study"
-    summary = run_study(config, study_dir, runner=pipeline.run_candidate, progress=False, report=True)
+    summary = run_study(config, study_dir, runner=pipeline.run_candidate, progress=False, report=build_report)
     trials = open_study(config, StudyPaths(study_dir), create=False).get_trials()
     assert summary.finished == 2
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"], [t.user_attrs.get("fail_reason") for t in trials]

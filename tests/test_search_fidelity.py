@@ -34,7 +34,7 @@ def load(config, d: Path):
 def test_precheck_rejects_over_budget_candidates_before_training(tmp_path: Path) -> None:
     config = config_from_yaml(BASE.format(n=12) + "budgets: ['latency_ms <= 300']\ntrain: {epochs: 2}\nprecheck: true\n")
     runner = SimulatedRunner()
-    summary = run_study(config, tmp_path, runner=runner, progress=False, report=True)
+    summary = run_study(config, tmp_path, runner=runner, progress=False, report=build_report)
     trials = load(config, tmp_path).get_trials()
     rejected = [t for t in trials if t.state.name == "PRUNED"]
     md = (tmp_path / "report" / "pareto.md").read_text()
@@ -62,7 +62,7 @@ def moasha_config(n: int = 14):
 def test_moasha_stops_dominated_trials_and_never_counts_them_as_complete(tmp_path: Path) -> None:
     config = moasha_config()
     runner = SimulatedRunner()
-    summary = run_study(config, tmp_path, runner=runner, progress=False, report=True)
+    summary = run_study(config, tmp_path, runner=runner, progress=False, report=build_report)
     trials = load(config, tmp_path).get_trials()
     stopped = [t for t in trials if t.state.name == "PRUNED"]
     assert stopped, "with eta=3, most later arrivals at a rung are not in the top third"

@@ -27,9 +27,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edgetune._io import atomic_write, atomic_write_text, json_safe, sha256_file
 from edgetune.base._config import BaseConfig
 from edgetune.errors import ConfigError, DataError
-from edgetune.search._files import atomic_write_text, sha256_file
 
 if TYPE_CHECKING:
     import torch
@@ -109,7 +109,7 @@ def data_fingerprint(dataset: str, splits: "DatasetSplits", seed: int = 0) -> di
 
 def _examples(utts: list[Any], progress: bool) -> list[Any]:
     from edgetune.data import extract_features
-    from edgetune.pipeline import _examples as make
+    from edgetune.train._batching import make_examples as make
 
     return make(utts, extract_features(utts, _features(), progress=progress))
 
@@ -117,7 +117,7 @@ def _examples(utts: list[Any], progress: bool) -> list[Any]:
 def onnx_wer(path: Path, examples: list[Any], threads: int = 0) -> dict[str, Any]:
     """Greedy WER of the streaming ONNX file at ``path`` over ``examples`` (features already computed)."""
     from edgetune.bench.runner import StreamingModel
-    from edgetune.pipeline import wer_from_transcripts
+    from edgetune.train.trainer import wer_from_transcripts
 
     if not examples:
         return {"wer": float("nan"), "utterances": 0}
@@ -166,10 +166,16 @@ def measure_chunks(model: Any, out_dir: Path, chunks: list[int], export_chunk: i
     return wer
 
 
-def _write_card(out_dir: Path, card: dict[str, Any]) -> None:
-    from edgetune.pipeline import _json_safe
+def _save_weights(model: Any, path: Path) -> None:
+    """The model's state dict as safetensors, written atomically."""
+    from safetensors.torch import save_file
 
-    card = _json_safe(card)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    atomic_write(path, lambda tmp: save_file(state, str(tmp)))
+
+
+def _write_card(out_dir: Path, card: dict[str, Any]) -> None:
+    card = json_safe(card, non_finite="null")  # strict JSON: NaN/inf -> null
     atomic_write_text(out_dir / CARD, json.dumps(card, indent=2, sort_keys=True))
     rows = "\n".join(f"| {c} ms | {_fmt(v.get('dev'))} | {_fmt(v.get('test'))} | {v.get('test_utterances')} |"
                      for c, v in sorted((card.get("wer") or {}).items(), key=lambda kv: int(kv[0])))
@@ -262,7 +268,6 @@ def train_base(config: BaseConfig, out_dir: str | os.PathLike, *, progress: bool
     stopped at). A later call without ``finalize`` continues the training from that checkpoint.
     """
     import torch
-    from safetensors.torch import save_file
 
     from edgetune import __version__
     from edgetune.data import VOCABULARY, load_validated_dataset
@@ -317,8 +322,7 @@ def train_base(config: BaseConfig, out_dir: str | os.PathLike, *, progress: bool
         raise TrainingPaused(f"base {out} paused after epoch {result.epochs_run}/{t.epochs} "
                              f"({max_minutes} min budget); run the same command again to continue")
     model = model.cpu().eval()
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / f".{WEIGHTS}.tmp"))
-    os.replace(out / f".{WEIGHTS}.tmp", out / WEIGHTS)
+    _save_weights(model, out / WEIGHTS)
     wer = measure_chunks(model, out, list(config.eval_chunks), config.export_chunk_ms, dev_set, test_set, log)
     card = {
         "format": FORMAT, "format_version": 1, "name": config.name, "family": config.family,
@@ -421,7 +425,6 @@ def import_checkpoint(checkpoint: str | os.PathLike, family: str, model_config: 
                       export_chunk_ms: int = 320, progress: bool = True, log: Any = print) -> BaseModel:
     """Make a base directory from a team's own weights for a registered family, measured like a trained base."""
     import torch
-    from safetensors.torch import save_file
 
     from edgetune import __version__
     from edgetune.data import VOCABULARY, load_validated_dataset
@@ -446,8 +449,7 @@ def import_checkpoint(checkpoint: str | os.PathLike, family: str, model_config: 
         log(f"{src} has no feature statistics: computing them from {dataset!r} train")
         model.set_feature_stats(*feature_stats(train_set))
     model.eval()
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / f".{WEIGHTS}.tmp"))
-    os.replace(out / f".{WEIGHTS}.tmp", out / WEIGHTS)
+    _save_weights(model, out / WEIGHTS)
     dev_set, test_set = _examples(splits.dev, progress), _examples(splits.test, progress)
     chunks = sorted(set(chunks or [export_chunk_ms]) | {export_chunk_ms})
     wer = measure_chunks(model, out, chunks, export_chunk_ms, dev_set, test_set, log)

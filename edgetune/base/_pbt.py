@@ -28,8 +28,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from edgetune._io import atomic_write_text, replace_dir
 from edgetune.base._tune_config import TuneConfig
-from edgetune.search._files import atomic_write_text
 
 _DATA: dict[str, Any] = {}  # per process: the examples, loaded once
 
@@ -64,7 +64,7 @@ def train_member(config_dict: dict[str, Any], member_dir: str, params: dict[str,
 
 def copy_checkpoint(src_member: Path, dst_member: Path) -> str:
     """Copy ``src_member``'s latest checkpoint into ``dst_member`` (atomic ``latest`` pointer); returns its name."""
-    from edgetune.train._checkpoint import LATEST, _atomic_text
+    from edgetune.train._checkpoint import LATEST
 
     src_root, dst_root = src_member / "checkpoints", dst_member / "checkpoints"
     name = (src_root / LATEST).read_text(encoding="utf-8").strip()
@@ -72,9 +72,8 @@ def copy_checkpoint(src_member: Path, dst_member: Path) -> str:
     tmp = dst_root / f".copy-{name}"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src_root / name, tmp)
-    shutil.rmtree(dst_root / name, ignore_errors=True)
-    tmp.rename(dst_root / name)
-    _atomic_text(dst_root / LATEST, name + "\n")
+    replace_dir(tmp, dst_root / name)
+    atomic_write_text(dst_root / LATEST, name + "\n")
     for old in dst_root.glob("epoch-*"):
         if old.name != name:
             shutil.rmtree(old, ignore_errors=True)

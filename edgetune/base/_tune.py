@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edgetune._io import atomic_write_text, json_safe
 from edgetune.base._tune_config import SamplerKind, TuneConfig, load_tune_config, save_tune_config
 from edgetune.errors import StudyError, TrainingError
-from edgetune.search._files import atomic_write_text
 
 CONFIG_NAME = "tune.yaml"
 JOURNAL = "journal.log"
@@ -344,9 +344,7 @@ def finish(config: TuneConfig, root: Path, study: Any, *, final: bool = True, lo
 
 
 def _safe(value: Any) -> Any:
-    from edgetune.search._storage import json_safe
-
-    return json_safe(value)
+    return json_safe(value, non_finite="keep")
 
 
 def run_tune(config_path: str | Path, study_dir: str | Path | None = None, *, storage: str | None = None,

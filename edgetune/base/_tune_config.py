@@ -361,6 +361,6 @@ def load_tune_config(path: str | Path) -> TuneConfig:
 def save_tune_config(config: TuneConfig, path: Path) -> None:
     import yaml
 
-    from edgetune.search._files import atomic_write_text
+    from edgetune._io import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from edgetune.search._files import atomic_write_text
+from edgetune._io import atomic_write_text
 
 
 def trial_rows(study: Any) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgetune._io import atomic_write
 from edgetune.errors import ConfigError, DataError
 
 # budget key -> (how to read the value from the results, unit for messages)
@@ -489,8 +490,4 @@ def write_junit(path: str | os.PathLike, outcomes: list[Outcome], *, suite: str 
             ET.SubElement(case, "skipped", message=o.message, type=o.status)
         else:
             ET.SubElement(case, "system-out").text = o.message
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: ET.ElementTree(root).write(tmp, encoding="utf-8", xml_declaration=True))

@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from edgetune._io import atomic_write
 from edgetune.errors import ArtifactError, DataError, TargetError
 from edgetune.bench._transport import Transport, parse_target
 
@@ -91,11 +92,8 @@ def write_features(model_path: str | os.PathLike, source: str | os.PathLike, out
                 "groups": [r["group"] for r in rows], "lengths": [int(f.shape[0]) for f in feats]}
     frames = np.concatenate(feats).astype(np.float32) if feats else np.zeros((0, spec.n_mels), np.float32)
     manifest["digest"] = features_digest(manifest, frames)
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, manifest=np.array(json.dumps(manifest, sort_keys=True)), feats=frames)
-    os.replace(tmp, out)
+    atomic_write(out_path, lambda tmp: np.savez_compressed(tmp, manifest=np.array(json.dumps(manifest, sort_keys=True)),
+                                                             feats=frames), suffix=".tmp.npz")
     return manifest
 
 

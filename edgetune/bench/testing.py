@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgetune._io import atomic_write
 from edgetune.export.metadata import CacheSpec, FeatureSpec, StreamingSpec
 
 VOCAB = ["_", " ", "'", *"abcdefghijklmnopqrstuvwxyz"]
@@ -78,7 +79,5 @@ def make_streaming_model(path: str | Path, *, width: int = 64, depth: int = 2, c
         entry.key, entry.value = key, value
     onnx.checker.check_model(model)
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    onnx.save(model, str(tmp))
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: onnx.save(model, str(tmp)))
     return path

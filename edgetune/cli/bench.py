@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -119,13 +118,9 @@ def format_table(r: dict) -> str:
 
 def write_json_atomic(path: str | os.PathLike, data: dict) -> None:
     """Write JSON to a temp file beside ``path``, then rename: a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.write("\n")
-    os.replace(tmp, path)
+    from edgetune._io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         from pathlib import Path
 
-        from edgetune.search._files import atomic_write_text
+        from edgetune._io import atomic_write_text
 
         atomic_write_text(Path(args.json), json.dumps(dataclasses.asdict(report), indent=2) + "\n")
     if not report.ok:

@@ -15,6 +15,7 @@ from math import gcd
 
 import numpy as np
 
+from edgetune._io import atomic_write
 from edgetune.errors import DataError
 
 
@@ -105,10 +106,7 @@ def audio_info_rate(path: str | os.PathLike) -> int:
 
 
 def write_wav(path: str | os.PathLike, wave: np.ndarray, sample_rate: int = 16000) -> None:
-    """Write 16-bit PCM WAV atomically (temporary file, then os.replace)."""
+    """Write 16-bit PCM WAV atomically (:func:`edgetune._io.atomic_write`)."""
     import soundfile as sf
 
-    path = os.fspath(path)
-    tmp = f"{path}.tmp{os.getpid()}"
-    sf.write(tmp, wave, sample_rate, subtype="PCM_16", format="WAV")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: sf.write(str(tmp), wave, sample_rate, subtype="PCM_16", format="WAV"))

@@ -47,9 +47,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from edgetune._io import atomic_write_text
 from edgetune.data._espeak import ENGLISH_ACCENTS, voice_variants
-from edgetune.data._manifest import (SPLITS, DatasetSplits, Utterance, atomic_write_text, read_manifest,
-                                     utterance_record, write_jsonl)
+from edgetune.data._manifest import SPLITS, DatasetSplits, Utterance, read_manifest, utterance_record, write_jsonl
 from edgetune.data._prompts import make_sentence
 from edgetune.errors import ConfigError, DataError
 

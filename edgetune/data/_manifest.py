@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgetune._io import atomic_write_text  # noqa: F401 (also imported from here by edgetune.ship)
 from edgetune.errors import DataError
 
 SPLITS = ("train", "dev", "test")
@@ -135,24 +135,6 @@ def utterance_record(utt: Utterance, base: Path) -> dict[str, Any]:
             "group": utt.group, "id": utt.id}
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def write_jsonl(path: str | os.PathLike, records: Iterable[Mapping[str, Any]]) -> None:
     """Atomically write JSON objects, one per line."""
     lines = [json.dumps(dict(r), ensure_ascii=False, sort_keys=False) + "\n" for r in records]
@@ -160,7 +142,7 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[Mapping[str, Any]]) -
 
 
 def write_manifest(path: str | os.PathLike, utts: Iterable[Utterance]) -> None:
-    """Atomically write a JSONL manifest (temporary file, then os.replace)."""
+    """Atomically write a JSONL manifest (:func:`edgetune._io.atomic_write_text`)."""
     path = Path(path)
     base = Path(os.path.abspath(path.parent))
     write_jsonl(path, (utterance_record(u, base) for u in utts))

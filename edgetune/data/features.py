@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from edgetune._io import atomic_write
 from edgetune.data._audio import load_audio
 from edgetune.data._manifest import Utterance
 from edgetune.data.fbank import FeatureSpec, backend, compute_fbank, num_frames
@@ -126,10 +127,7 @@ def extract_features(utts: list[Utterance], spec: FeatureSpec | None = None, cac
                     bar.advance(task, len(part))
     feats = np.concatenate(out) if out else np.zeros((0, spec.n_mels), np.float32)
     offsets = np.cumsum([0] + [f.shape[0] for f in out]).astype(np.int64)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{path.name}.{os.getpid()}.tmp.npz"
-    np.savez(tmp, feats=feats, offsets=offsets)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: np.savez(tmp, feats=feats, offsets=offsets), suffix=".tmp.npz")
     return [torch.from_numpy(f) for f in out]
 
 

@@ -7,7 +7,7 @@ loaded on first use: importing this package stays light.
 
 from __future__ import annotations
 
-from typing import Any
+from edgetune._imports import lazy_getattr
 
 _LAZY = {
     "export_streaming_onnx": "edgetune.export.onnx_export",
@@ -20,12 +20,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'edgetune.export' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = sorted(_LAZY)

@@ -19,6 +19,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from edgetune._io import atomic_write_bytes
+
 INT4_MIN, INT4_MAX = -8, 7
 
 
@@ -216,18 +218,12 @@ def set_metadata(model: onnx.ModelProto, props: dict[str, str]) -> None:
 
 
 def save_atomic(model: onnx.ModelProto, path: str | os.PathLike) -> int:
-    """Serialize to ``path`` via a temporary file and os.replace; returns the size in bytes.
+    """Serialize to ``path`` atomically (:func:`edgetune._io.atomic_write_bytes`); returns the size in bytes.
 
     Stamps the content digest first (:mod:`edgetune.export._integrity`)."""
     from edgetune.export._integrity import stamp
 
     stamp(model)
-    path = os.fspath(path)
     data = model.SerializeToString()
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data)
     return len(data)

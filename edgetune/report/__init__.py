@@ -6,7 +6,7 @@ Light to import: pandas, plotly, matplotlib and moocore load only when a report 
 
 from __future__ import annotations
 
-from typing import Any
+from edgetune._imports import lazy_getattr
 
 __all__ = [
     "build_report",
@@ -22,18 +22,13 @@ __all__ = [
 _LAZY = {
     "build_report": "edgetune.report._build",
     "export_trial": "edgetune.report._card",
-    "derive_reference_point": "edgetune.report._pareto",
-    "dominates": "edgetune.report._pareto",
-    "hypervolume": "edgetune.report._pareto",
-    "hypervolume_history": "edgetune.report._pareto",
-    "pareto_front": "edgetune.report._pareto",
-    "pareto_mask": "edgetune.report._pareto",
+    "derive_reference_point": "edgetune._pareto",
+    "dominates": "edgetune._pareto",
+    "hypervolume": "edgetune._pareto",
+    "hypervolume_history": "edgetune._pareto",
+    "pareto_front": "edgetune._pareto",
+    "pareto_mask": "edgetune._pareto",
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'edgetune.report' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

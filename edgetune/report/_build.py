@@ -7,10 +7,10 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edgetune._io import replace_dir
 from edgetune.report._collect import ReportData, collect
 from edgetune.report._render import render_csv, render_html, render_markdown, render_png
 from edgetune.search._config import StudyConfig
-from edgetune.search._files import replace_dir
 from edgetune.search._storage import StudyPaths, load_study_dir
 
 if TYPE_CHECKING:  # pragma: no cover

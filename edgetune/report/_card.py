@@ -14,11 +14,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from edgetune._attrs import ATTR_DUPLICATE
+from edgetune._io import atomic_copy, atomic_write_text, sha256_file
 from edgetune.errors import ArtifactError, ConfigError
-from edgetune.search._files import atomic_copy, atomic_write_text, sha256_file
 from edgetune.search._metrics import METRICS, metric_values
 from edgetune.search._storage import StudyPaths, load_study_dir
-from edgetune.search._trials import ATTR_DUPLICATE, front_numbers
+from edgetune.search._trials import front_numbers
 
 CARD_FORMAT = "edgetune-model-card/1"
 

@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgetune._attrs import ATTR_DUPLICATE, ATTR_RETRY_OF
+from edgetune._pareto import derive_reference_point, hypervolume, hypervolume_history, pareto_front
 from edgetune.knobs import Knobs
-from edgetune.report._pareto import derive_reference_point, hypervolume, hypervolume_history, pareto_front
 from edgetune.search._config import StudyConfig
 from edgetune.search._metrics import METRICS, metric_values
-from edgetune.search._trials import ATTR_DUPLICATE, ATTR_RETRY_OF, is_interrupted
+from edgetune.search._trials import is_interrupted
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna

@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgetune._pareto import pareto_front
 from edgetune.report._collect import ReportData, metric_label
-from edgetune.report._pareto import pareto_front
 
 if TYPE_CHECKING:  # pragma: no cover
     import plotly.graph_objects as go

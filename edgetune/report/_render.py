@@ -190,7 +190,7 @@ def render_png(data: ReportData, path: Path) -> None:
     import numpy as np
 
     from edgetune.report._figures import BIT_COLOURS, marker_sizes
-    from edgetune.report._pareto import pareto_front
+    from edgetune._pareto import pareto_front
 
     acc, lat = data.objectives[0], data.objectives[1]
     t = data.table[data.table["state"] == "COMPLETE"]

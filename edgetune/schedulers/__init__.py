@@ -3,11 +3,19 @@
 * :class:`MOASHA` -- multi-objective asynchronous successive halving: stops trials whose
   objective vector at an early epoch is dominated by enough of their peers (rule in
   ``_moasha.py``). State lives in the Optuna study, so workers share it.
-* Pareto helpers (:func:`non_dominated_sort`, :func:`crowding_distance`, ...) -- pure numpy.
+* Pareto helpers (:func:`non_dominated_sort`, :func:`crowding_distance`, ...) -- pure numpy,
+  from :mod:`edgetune._pareto` (the one Pareto module, shared with the report).
 
 Light to import: numpy only; optuna is touched through the study/trial objects passed in.
 """
 
+from edgetune._pareto import (
+    crowding_distance,
+    dominates,
+    non_dominated_sort,
+    rank_order,
+)
+from edgetune.schedulers._base import TrialScheduler
 from edgetune.schedulers._moasha import (
     MOASHA,
     PRECHECK_ATTR,
@@ -18,12 +26,6 @@ from edgetune.schedulers._moasha import (
     n_promoted,
     promoted_mask,
 )
-from edgetune.schedulers._pareto import (
-    crowding_distance,
-    dominates,
-    non_dominated_sort,
-    rank_order,
-)
 
 __all__ = [
     "MOASHA",
@@ -31,6 +33,7 @@ __all__ = [
     "RUNG_ATTR",
     "STOPPED_AT_EPOCH_ATTR",
     "STOPPED_AT_RUNG_ATTR",
+    "TrialScheduler",
     "crowding_distance",
     "dominates",
     "is_stopped",

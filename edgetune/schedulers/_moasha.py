@@ -58,17 +58,14 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
+from edgetune._attrs import MOASHA_ATTR, PRECHECK_ATTR, RUNG_ATTR, STOPPED_AT_EPOCH_ATTR, STOPPED_AT_RUNG_ATTR
+from edgetune._pareto import rank_order
 from edgetune.errors import ConfigError, StudyError
-from edgetune.schedulers._pareto import rank_order
 
 if TYPE_CHECKING:  # optuna is only touched through the objects passed in
     import optuna
 
-RUNG_ATTR = "rung_{}"
-STOPPED_AT_RUNG_ATTR = "stopped_at_rung"
-STOPPED_AT_EPOCH_ATTR = "stopped_at_epoch"
-STUDY_ATTR = "moasha"
-PRECHECK_ATTR = "precheck"  # the untrained measurement, written by the study loop (search._fidelity)
+STUDY_ATTR = MOASHA_ATTR
 
 
 def _positive_int(name: str, value: Any, minimum: int) -> int:

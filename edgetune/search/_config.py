@@ -530,7 +530,7 @@ def config_to_yaml(config: StudyConfig) -> str:
 
 def save_config(config: StudyConfig, path: str | Path) -> None:
     """Write atomically (temp file + rename)."""
-    from edgetune.search._files import atomic_write_text
+    from edgetune._io import atomic_write_text
 
     atomic_write_text(Path(path), config_to_yaml(config))
 

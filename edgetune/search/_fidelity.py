@@ -18,8 +18,10 @@ candidate that was stopped; a runner that instead returns ``stopped_early`` is h
 from __future__ import annotations
 
 import shutil
-from typing import TYPE_CHECKING, Any, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from edgetune._attrs import PRECHECK_ATTR, REJECTED_ATTR, STOPPED_AT_RUNG_ATTR
 from edgetune.knobs import Knobs
 from edgetune.search._config import StudyConfig
 from edgetune.search._metrics import metric_values
@@ -27,12 +29,9 @@ from edgetune.search._metrics import metric_values
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
 
-    from edgetune.search._study import TrialScheduler, _Context
+    from edgetune.schedulers._base import TrialScheduler
 
 Measurer = Callable[..., dict]
-PRECHECK_ATTR = "precheck"  # same names as edgetune.schedulers (MOASHA reads PRECHECK_ATTR)
-REJECTED_ATTR = "rejected_by_budget"
-STOPPED_AT_RUNG_ATTR = "stopped_at_rung"
 
 
 class TrialStopped(Exception):
@@ -95,17 +94,17 @@ def epoch_hook(
     return on_epoch
 
 
-def measure_before_training(trial: "optuna.trial.Trial", knobs: Knobs, ctx: "_Context") -> str | None:
-    """Measure the untrained candidate; store it as ``precheck``; return a rejection reason or None.
+def measure_before_training(trial: "optuna.trial.Trial", knobs: Knobs, cfg: StudyConfig, where: Path,
+                            measurer: Measurer, derived: Mapping[str, Any]) -> str | None:
+    """Measure the untrained candidate in ``where`` (removed after); store it as ``precheck``;
+    return a rejection reason or None.
 
     With ``precheck: true`` a candidate over any latency/size budget is rejected, and its
     constraint values are set from the untrained measurement (the trained model has the same
-    shapes, so the same speed and size).
+    shapes, so the same speed and size). ``derived``: the base-model arguments of the runner.
     """
-    cfg = ctx.config
-    where = ctx.paths.trial_dir(trial.number) / "untrained"
     try:
-        raw = ctx.measurer(
+        raw = measurer(
             knobs,
             where,
             family=cfg.family,
@@ -113,7 +112,7 @@ def measure_before_training(trial: "optuna.trial.Trial", knobs: Knobs, ctx: "_Co
             bench_threads=cfg.bench.threads,
             bench_runs=cfg.bench.runs,
             bench_warmup=cfg.bench.warmup,
-            **{k: v for k, v in ctx.derived.items() if k in ("base", "init")},
+            **{k: v for k, v in derived.items() if k in ("base", "init")},
         )
     finally:
         shutil.rmtree(where, ignore_errors=True)  # only the numbers are kept

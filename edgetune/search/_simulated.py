@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from edgetune._io import atomic_write_bytes, atomic_write_text
 from edgetune.knobs import Knobs, TrainSettings
-from edgetune.search._files import atomic_write_bytes, atomic_write_text
 
 _SPEED = {4: 0.45, 8: 0.4, 16: 1.2, 32: 1.0}  # relative per-chunk compute vs fp32
 _ACC = {4: 0.08, 8: 0.01, 16: 0.0, 32: 0.0}  # WER added by quantization

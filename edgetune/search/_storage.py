@@ -13,15 +13,15 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from edgetune._attrs import CONFIG_ATTR
 from edgetune.errors import ConfigError, StudyError
 from edgetune.search._config import MASK, StudyConfig, load_config, mask_url, save_config
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
 
-CONFIG_ATTR = "edgetune_config"
 JOURNAL_NAME = "journal.log"
 HEARTBEAT_INTERVAL_S = 30
 HEARTBEAT_GRACE_S = 120
@@ -257,25 +257,10 @@ def load_study_dir(study_dir: str | Path, storage: str | None = None) -> tuple[S
     return config, open_study(config, paths, create=False)
 
 
-def json_safe(value: Any) -> Any:
-    """Plain JSON data (numpy scalars/arrays, tuples, enums and paths converted)."""
-    import json
-
-    def default(o: Any) -> Any:
-        if hasattr(o, "tolist"):
-            return o.tolist()
-        if hasattr(o, "value"):
-            return o.value
-        return str(o)
-
-    return json.loads(json.dumps(value, default=default, allow_nan=True))
-
-
 __all__ = [
     "CONFIG_ATTR",
     "StudyPaths",
     "check_study_dir",
-    "json_safe",
     "load_study_dir",
     "mask_url",
     "open_storage",

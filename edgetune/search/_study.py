@@ -27,27 +27,9 @@ import traceback
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable
 
-from edgetune.errors import ArtifactError, ConfigError, EdgetuneError, StudyError
-from edgetune.knobs import Knobs
-from edgetune.search._config import SamplerName, StudyConfig, check_config_inputs
-from edgetune.search._fidelity import (
-    REJECTED_ATTR,
-    STOPPED_AT_RUNG_ATTR,
-    Measurer,
-    build_scheduler,
-    default_measurer,
-    epoch_hook,
-    measure_before_training,
-    stopped_in_chain,
-)
-from edgetune.search._files import sha256_file
-from edgetune.search._metrics import METRICS, metric_values
-from edgetune.search._progress import StudyProgress
-from edgetune.search._samplers import grid_exhausted, make_sampler
-from edgetune.search._storage import StudyPaths, json_safe, open_study
-from edgetune.search._trials import (
+from edgetune._attrs import (
     ATTR_ARTIFACT,
     ATTR_BASELINE,
     ATTR_CLAIMED,
@@ -59,6 +41,28 @@ from edgetune.search._trials import (
     ATTR_RETRY_OF,
     ATTR_SHA,
     ATTR_WORKER,
+    RUNNER_ATTR,
+)
+from edgetune._io import json_safe, sha256_file
+from edgetune.errors import ArtifactError, ConfigError, EdgetuneError, StudyError
+from edgetune.knobs import Knobs
+from edgetune.schedulers._base import TrialScheduler
+from edgetune.search._config import SamplerName, StudyConfig, check_config_inputs
+from edgetune.search._fidelity import (
+    REJECTED_ATTR,
+    STOPPED_AT_RUNG_ATTR,
+    Measurer,
+    build_scheduler,
+    default_measurer,
+    epoch_hook,
+    measure_before_training,
+    stopped_in_chain,
+)
+from edgetune.search._metrics import METRICS, metric_values
+from edgetune.search._progress import StudyProgress
+from edgetune.search._samplers import grid_exhausted, make_sampler
+from edgetune.search._storage import StudyPaths, open_study
+from edgetune.search._trials import (
     Heartbeat,
     _state,
     front_numbers,
@@ -79,15 +83,8 @@ if TYPE_CHECKING:  # pragma: no cover
 Runner = Callable[..., dict]
 
 
-class TrialScheduler(Protocol):
-    """Multi-fidelity hook (issue 5): decides after each epoch whether a trial goes on."""
-
-    def on_epoch(self, study: "optuna.Study", trial: "optuna.trial.Trial", epoch: int, metrics: dict) -> bool:
-        """Return False to stop the trial (the runner then raises or returns early)."""
-        ...
-
-
 Prefilter = Callable[[Knobs], "str | None"]  # a reason to reject before training, or None
+Reporter = Callable[..., Any]  # report(study_dir, study=, config=), e.g. edgetune.report.build_report
 
 
 @dataclass
@@ -117,7 +114,6 @@ _RUN_ATTRS = {ATTR_WORKER, ATTR_RETRY_OF, ATTR_BASELINE, ATTR_DUPLICATE, ATTR_IN
              "trial_seconds"}
 
 
-RUNNER_ATTR = "edgetune_runner"
 
 
 def runner_kind(runner: Runner) -> str:
@@ -246,7 +242,8 @@ def run_trial(study: "optuna.Study", trial: "optuna.trial.Trial", ctx: _Context)
                 study.tell(trial, state=TrialState.PRUNED)
                 return f"#{trial.number} rejected {_short(knobs)}: {why}"
         if ctx.measurer is not None:
-            why = measure_before_training(trial, knobs, ctx)
+            why = measure_before_training(trial, knobs, cfg, ctx.paths.trial_dir(trial.number) / "untrained",
+                                          ctx.measurer, ctx.derived)
             if why:
                 study.tell(trial, state=TrialState.PRUNED)
                 return f"#{trial.number} rejected before training {_short(knobs)}: {why}"
@@ -286,7 +283,7 @@ def run_trial(study: "optuna.Study", trial: "optuna.trial.Trial", ctx: _Context)
     ctx.bugs_in_a_row = 0
     seconds = time.monotonic() - t0
     if isinstance(result, dict) and result.get("stopped_early") and STOPPED_AT_RUNG_ATTR in trial.user_attrs:
-        for key, value in json_safe(result).items():  # partial-fidelity numbers, kept for the record
+        for key, value in json_safe(result, non_finite="keep").items():  # partial-fidelity numbers, kept for the record
             trial.set_user_attr(key, value)
         return _pruned(study, trial, knobs, f"epoch {result.get('epochs_run')}")
     try:
@@ -375,7 +372,7 @@ def _record(trial: "optuna.trial.Trial", result: dict, ctx: _Context, out_dir: P
     cfg = ctx.config
     if not isinstance(result, dict):
         raise StudyError(f"the candidate runner returned {type(result).__name__}, not a result dict")
-    result = json_safe(result)
+    result = json_safe(result, non_finite="keep")  # a NaN objective is reported below, by name
     values = []
     for name in cfg.objectives:
         try:
@@ -419,7 +416,7 @@ def run_study(
     scheduler: TrialScheduler | None = None,
     prefilter: Prefilter | None = None,
     measurer: Measurer | None = None,
-    report: bool = False,
+    report: Reporter | None = None,
 ) -> StudySummary:
     """Run (or resume) the study described by ``config`` in ``study_dir``.
 
@@ -427,11 +424,15 @@ def run_study(
     latency/size, used when ``precheck`` or a scheduler is on) to the runner's own
     ``measure_untrained`` if it has one, else ``edgetune.pipeline.measure_untrained``.
     ``scheduler`` defaults to the config's (``scheduler: {name: moasha}``). ``max_new_trials``
-    stops this call early (the study can be resumed). ``report=True`` writes
-    ``<study_dir>/report/`` at the end.
+    stops this call early (the study can be resumed). ``report`` is called as
+    ``report(study_dir, study=..., config=...)`` at the end: ``report=edgetune.report.build_report``
+    writes ``<study_dir>/report/`` (the search layer never imports the report layer itself).
     """
     import optuna
 
+    if report is not None and not callable(report):
+        raise ConfigError(f"report must be a function such as edgetune.report.build_report, but got {report!r}; "
+                          "fix: run_study(..., report=build_report)")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     check_config_inputs(config)  # family, dataset, reachable budgets: before the study dir is touched
     paths = StudyPaths(Path(study_dir))
@@ -502,10 +503,8 @@ def run_study(
                 front=len(front_numbers(study)),
             )
     summary = summarize(study, config, paths, new)
-    if report:
-        from edgetune.report import build_report
-
-        build_report(paths.root, study=study, config=config)
+    if report is not None:
+        report(paths.root, study=study, config=config)
     return summary
 
 

@@ -16,26 +16,20 @@ import warnings
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable
 
-from edgetune.search._fidelity import STOPPED_AT_RUNG_ATTR
+from edgetune._attrs import (  # user attribute keys written by the study loop: one home, edgetune._attrs
+    ATTR_BASELINE,
+    ATTR_CLAIMED,
+    ATTR_DUPLICATE,
+    ATTR_FAIL,
+    ATTR_INTERRUPTED,
+    ATTR_RETRY_OF,
+    ATTR_WORKER,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
 
 _STALE_WITHOUT_WORKER = timedelta(minutes=10)
-
-# user attribute keys written by the study loop (the runner's result keys are stored beside them)
-ATTR_WORKER = "worker"
-ATTR_ARTIFACT = "artifact"
-ATTR_SHA = "sha256"
-ATTR_FAIL = "fail_reason"
-ATTR_FAIL_TYPE = "fail_type"
-ATTR_INTERRUPTED = "interrupted"
-ATTR_RETRY_OF = "retry_of"
-ATTR_BASELINE = "baseline"
-ATTR_STOPPED = STOPPED_AT_RUNG_ATTR
-ATTR_DUPLICATE = "duplicate_of"
-ATTR_CLAIMED = "training"  # set when a trial decides to train its knobs itself
-ATTR_INFRA = "infrastructure_error"  # why a trial was cut short by the machine, not the candidate (retried)
 
 #: OSError numbers that say the machine failed (disk full, I/O error, ...), not the candidate
 INFRA_ERRNOS = frozenset(getattr(errno, n) for n in (
@@ -182,7 +176,7 @@ def front_numbers(study: "optuna.Study") -> list[int]:
     """
     from optuna.trial import TrialState
 
-    from edgetune.report._pareto import pareto_front
+    from edgetune._pareto import pareto_front
 
     done = [
         t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -257,17 +251,6 @@ class Heartbeat:
 
 
 __all__ = [
-    "ATTR_ARTIFACT",
-    "ATTR_BASELINE",
-    "ATTR_DUPLICATE",
-    "ATTR_FAIL",
-    "ATTR_FAIL_TYPE",
-    "ATTR_INFRA",
-    "ATTR_INTERRUPTED",
-    "ATTR_RETRY_OF",
-    "ATTR_SHA",
-    "ATTR_STOPPED",
-    "ATTR_WORKER",
     "Heartbeat",
     "front_numbers",
     "infrastructure_error",

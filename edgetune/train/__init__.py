@@ -6,7 +6,7 @@ itself stays light.
 
 from __future__ import annotations
 
-from typing import Any
+from edgetune._imports import lazy_getattr
 
 _LAZY = {
     "train_model": "edgetune.train.trainer",
@@ -27,12 +27,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'edgetune.train' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = sorted(_LAZY)

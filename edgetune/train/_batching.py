@@ -12,8 +12,11 @@ from collections.abc import Sequence
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+
+from edgetune.errors import DataError
 
 
 @dataclass
@@ -28,6 +31,20 @@ class Example:
     @property
     def frames(self) -> int:
         return int(self.feats.shape[0])
+
+
+def make_examples(utts: Sequence[Any], feats: Sequence[Any]) -> list[Example]:
+    """Training examples from utterances (their normalised transcripts) and their features."""
+    from edgetune.data import encode, normalize_text
+
+    out = []
+    for u, f in zip(utts, feats):
+        text = normalize_text(u.text)
+        if not text:
+            raise DataError(f"utterance {u.audio_filepath} has an empty transcript after normalisation; "
+                            f"fix or remove it in the manifest")
+        out.append(Example(feats=f, ids=encode(text), text=text, group=u.group or ""))
+    return out
 
 
 @dataclass

@@ -24,18 +24,10 @@ from typing import Any
 
 import torch
 
+from edgetune._io import atomic_write_text, replace_dir
 from edgetune.errors import ConfigError
 
 LATEST = "latest"
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -89,9 +81,8 @@ class TrainCheckpoint:
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
         final = self.root / name
-        shutil.rmtree(final, ignore_errors=True)
-        os.replace(tmp, final)
-        _atomic_text(self.root / LATEST, name + "\n")
+        replace_dir(tmp, final)
+        atomic_write_text(self.root / LATEST, name + "\n")
         for old in self.root.glob("epoch-*"):
             if old.name != name:
                 shutil.rmtree(old, ignore_errors=True)

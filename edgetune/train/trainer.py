@@ -156,6 +156,15 @@ def group_wer(refs: Sequence[str], hyps: Sequence[str], groups: Sequence[str]) -
     return {g: word_error_rate(r, h) for g, (r, h) in sorted(by.items())}
 
 
+def wer_from_transcripts(rows: list[dict[str, Any]], key: str = "hyp") -> dict[str, Any]:
+    """Overall, per-group and worst-group WER of ``rows`` (as written to transcripts.jsonl)."""
+    refs = [r["ref"] for r in rows]
+    hyps = [r[key] for r in rows]
+    per_group = group_wer(refs, hyps, [r["group"] for r in rows])
+    return {"wer": word_error_rate(refs, hyps), "wer_per_group": per_group,
+            "worst_group_wer": max(per_group.values()) if per_group else word_error_rate(refs, hyps)}
+
+
 def feature_stats(examples: Sequence[Example]) -> tuple[torch.Tensor, torch.Tensor]:
     frames = torch.cat([e.feats for e in examples], dim=0).double()
     return frames.mean(dim=0).float(), frames.std(dim=0).float()
