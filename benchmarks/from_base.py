@@ -10,6 +10,11 @@ For every setting, two candidates are made on the same dataset and measured the 
 - ``scratch``: trained from random initialisation for ``--scratch-epochs`` (the old recipe:
   QAT in the last 40 %, pruning at 40 %), same family and architecture.
 
+A candidate whose export fails the parity gate is measured anyway (its ``parity`` says so): a
+comparison needs both WERs, and a poorly trained scratch model is exactly what fails it.
+GPU-seconds are the seconds a job's training held the GPU, so they grow with ``--concurrency``:
+compare them only within one run.
+
 Jobs run as ``--concurrency`` subprocesses (one GPU shared); each writes one JSON line to
 ``<out>/from_base.jsonl`` (resumable: finished jobs are skipped). ``--summary`` writes
 ``<out>/from_base.json``: per setting both WERs and GPU-seconds, the GPU-seconds ratio, and the
@@ -34,7 +39,7 @@ SETTINGS = [  # bits, sparsity, depth multiplier (width), chunk ms
     (8, 0.0, 1.0, 320), (4, 0.0, 1.0, 320), (16, 0.0, 1.0, 320), (8, 0.5, 1.0, 320),
     (8, 0.0, 0.5, 320), (4, 0.5, 0.5, 320), (32, 0.0, 0.5, 160), (8, 0.25, 0.75, 640),
 ]
-FIELDS = ("wer", "wer_torch", "wer_base", "quant_cost", "export_error", "gpu_seconds", "train_seconds",
+FIELDS = ("parity", "wer", "wer_torch", "wer_base", "quant_cost", "export_error", "gpu_seconds", "train_seconds",
           "params", "size_bytes", "latency_ms", "epochs_run", "device")
 
 
@@ -56,7 +61,7 @@ def run_one(args: argparse.Namespace, index: int) -> dict:
     t0 = time.time()
     r = run_candidate(Knobs(bits=b, sparsity=s, depth_multiplier=d, chunk_ms=c, lr=lr), Path(args.out) / "runs" /
                       job_id(setting, init), dataset=args.dataset, train=train, base=args.base, init=init,
-                      bench_runs=100, bench_warmup=10, progress=False)
+                      bench_runs=100, bench_warmup=10, progress=False, enforce_parity=False)
     return {"id": job_id(setting, init), "init": init, "bits": b, "sparsity": s, "depth_multiplier": d,
             "chunk_ms": c, "epochs": epochs, "lr": lr, "wall_seconds": time.time() - t0,
             "gpu": _gpu_name(), **{k: r.get(k) for k in FIELDS},
