@@ -11,6 +11,11 @@ import numpy as np
 GOAL_LINE = 0.95  # drawn on the curves; the rule itself is in each result's "goal"
 
 
+def _seeds(seeds: list[int]) -> str:
+    contiguous = len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1))
+    return f"{seeds[0]}-{seeds[-1]}" if contiguous else ", ".join(map(str, seeds))
+
+
 def _pct(k: str) -> str:
     return f"{float(k):.0%}"
 
@@ -26,7 +31,7 @@ def render_budget_markdown(res: dict[str, Any], name: str) -> str:
            if p.get("n_parity_failed") else "") + ".",
         f"Reference point: test_wer={p['reference_point']['test_wer']:g}, "
         f"latency_ms={p['reference_point']['latency_ms']:.1f} ({p['reference_rule']}).",
-        f"Seeds reported: {res['seeds'][0]}-{res['seeds'][-1]} ({len(res['seeds'])}). Settings: {res['settings']}.",
+        f"Seeds reported: {_seeds(res['seeds'])} ({len(res['seeds'])}). Settings: {res['settings']}.",
     ]
     if res["tuning"]:
         lines.append(f"Settings tuned on seeds {res['tuning']['seeds']} (never reported); score: {res['tuning']['score']}.")
@@ -67,7 +72,9 @@ def render_budget_markdown(res: dict[str, Any], name: str) -> str:
         g = res["goal"]
         lines += ["", f"Goal ({g['rule']}): **{'met' if g['met'] else 'not met'}** -- edgetune median "
                   f"{g['edgetune_median']:.3f}, {g['seeds_reaching_target']}/{len(res['seeds'])} seeds reach "
-                  f"{GOAL_LINE}, p-values {', '.join(f'{k}={v:.3g}' for k, v in g['p_values'].items())}."]
+                  f"{GOAL_LINE}, p-values {', '.join(f'{k}={v:.3g}' for k, v in g['p_values'].items())}"
+                  + (f" (baselines not run, so not compared: {', '.join(g['baselines_not_run'])})"
+                     if g.get("baselines_not_run") else "") + "."]
     return "\n".join(lines) + "\n"
 
 
