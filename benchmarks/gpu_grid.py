@@ -266,6 +266,8 @@ def to_csv(jsonl: Path, csv_path: Path) -> None:
                    latency_ms=r["latency_p90_ms"] + r["algorithmic_latency_ms"], size_bytes=r["size_bytes"],
                    train_gpu_seconds=r["train_seconds"], epoch_gpu_seconds=r["train_seconds"] / r["epochs"],
                    measure_seconds=r["wall_seconds"] - r["train_seconds"])
+        rec.update(parity_passed=int(bool(r.get("parity_passed", True))),  # optional columns of the schema
+                   **{k: r.get(k) for k in ("wer_base", "quant_cost", "export_error")})
         table.append(rec)
     pd.DataFrame(table).sort_values(["bits", "sparsity", "depth_multiplier", "chunk_ms"]).to_csv(csv_path, index=False)
 

@@ -42,46 +42,67 @@ def small_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+# every strategy but GP (Optuna's GP sampler takes seconds a trial on this CPU; it has its own tests below)
+E2E_STRATEGIES = [s for s in R.available_strategies() if s != "gp"]
+
+
 @pytest.fixture(scope="module")
 def replay_out(small_csv: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """One end-to-end run of the script: 3 seeds, all strategies, long enough to exhaust the grid."""
+    """One end-to-end run of the script: two budgets, 2 seeds, long enough to exhaust the grid."""
     out = tmp_path_factory.mktemp("out")
     cmd = [sys.executable, str(REPO / "benchmarks" / "replay.py"), "--table", str(small_csv), "--out", str(out),
-           "--seeds", "0-2", "--horizon", "3", "--min-epochs", "1", "--eta", "2", "--min-peers", "2",
-           "--population-size", "4", "--nsga2-population-size", "4"]
+           "--seeds", "0-1", "--horizon", "3", "--min-epochs", "1", "--eta", "2", "--min-peers", "2",
+           "--population-size", "4", "--nsga2-population-size", "4", "--strategies", ",".join(E2E_STRATEGIES),
+           "--latency-budgets", "tight=p25,loose=p50", "--jobs", "2", "--n-trials-per-config", "6"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return {"dir": out, "json": json.loads((out / "replay.json").read_text()), "stdout": proc.stdout}
 
 
-def test_outputs_are_written_and_declare_what_they_measured(replay_out: dict) -> None:
-    out, res = replay_out["dir"], replay_out["json"]
-    assert (out / "replay.md").read_text().startswith("# Replay")
-    assert (out / "replay.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert res["table"]["kind"] == "measured" and res["table"]["rows"] == 16 and res["table"]["epochs"] == 4
-    ref = res["problem"]["reference_point"]
-    assert ref["latency_ms"] > 0 and ref["test_wer"] > 0 and res["problem"]["reference_rule"]
-    assert set(res["curves"]) == set(R.STRATEGIES)
-    for cp in ("0.15", "0.25"):
-        pv = res["checkpoints"][cp]["p_value_edgetune_greater"]
-        assert set(pv) == set(R.STRATEGIES) - {"edgetune"} and all(0.0 <= p <= 1.0 for p in pv.values())
-    assert isinstance(res["goal"]["met"], bool) and set(res["goal"]["p_values"]) == set(R.BASELINES)
+def test_outputs_are_written_and_declare_what_they_measured(replay_out: dict, small_csv: Path) -> None:
+    out, report = replay_out["dir"], replay_out["json"]
+    assert report["schema"] == 2 and list(report["budgets"]) == ["tight", "loose"]
+    md = (out / "replay.md").read_text()
+    assert md.startswith("# Replay") and "## Budget `tight`" in md and "## Budget `loose`" in md and "## Not run" in md
+    assert any("Resume of stopped trials" in n for n in report["not_run"])
+    assert any("multi_metric_pruner" in n for n in report["not_run"])
+    lat = pd.read_csv(small_csv)["latency_ms"]
+    for name, q in (("tight", 25), ("loose", 50)):
+        res = report["budgets"][name]
+        assert res["problem"]["budgets"] == [f"latency_ms <= {float(np.percentile(lat, q))!r}"]
+        for png in (f"replay-{name}.png", f"eaf-{name}.png"):
+            assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert res["table"]["kind"] == "measured" and res["table"]["rows"] == 16 and res["table"]["epochs"] == 4
+        ref = res["problem"]["reference_point"]
+        assert ref["latency_ms"] > 0 and ref["test_wer"] > 0 and res["problem"]["reference_rule"]
+        assert set(res["curves"]) == set(E2E_STRATEGIES)
+        assert list(res["checkpoints"]) == ["0.1", "0.15", "0.25", "0.5"] and list(res["attainment"]) == ["0.15", "0.25"]
+        for cp in res["checkpoints"].values():
+            pv = cp["p_value_edgetune_greater"]
+            assert set(pv) == set(E2E_STRATEGIES) - {"edgetune"} and all(0.0 <= p <= 1.0 for p in pv.values())
+            for s in E2E_STRATEGIES:
+                assert cp[s]["iqr"] == pytest.approx(cp[s]["q75"] - cp[s]["q25"]) and len(cp[s]["values"]) == 2
+        for s in E2E_STRATEGIES:  # surfaces: 25 % attains at least what 50 % and 75 % attain
+            hv = [res["attainment"]["0.25"][s][q]["hv_fraction"] for q in ("25", "50", "75")]
+            assert 1 + 1e-12 >= hv[0] >= hv[1] >= hv[2] >= 0, s
+        baselines = [b for b in R.BASELINES if b in E2E_STRATEGIES]
+        assert isinstance(res["goal"]["met"], bool) and set(res["goal"]["p_values"]) == set(baselines)
     assert not list(out.glob(".*"))  # no temporary files left behind
 
 
 def test_hv_fraction_is_monotone_bounded_and_reaches_one_when_everything_is_trained(replay_out: dict) -> None:
-    res = replay_out["json"]
-    for strategy, curve in res["curves"].items():
-        f = np.asarray(curve["per_seed"])
-        assert np.all(np.diff(f, axis=1) >= 0), strategy
-        assert np.all((f >= 0) & (f <= 1 + 1e-12)), strategy
-        assert np.all(np.asarray(curve["q25"]) <= np.asarray(curve["median"]) + 1e-12)
-        assert np.all(np.asarray(curve["median"]) <= np.asarray(curve["q75"]) + 1e-12)
-    for strategy in R.BASELINES:  # a baseline that trained the whole grid has the true front
-        for run, f in zip(res["runs"][strategy], res["curves"][strategy]["per_seed"]):
-            if run["fully_trained"] == 16:
-                assert f[-1] == pytest.approx(1.0, abs=1e-12)
-    assert any(r["fully_trained"] == 16 for r in res["runs"]["random"])
+    for res in replay_out["json"]["budgets"].values():
+        for strategy, curve in res["curves"].items():
+            f = np.asarray(curve["per_seed"])
+            assert np.all(np.diff(f, axis=1) >= 0), strategy
+            assert np.all((f >= 0) & (f <= 1 + 1e-12)), strategy
+            assert np.all(np.asarray(curve["q25"]) <= np.asarray(curve["median"]) + 1e-12)
+            assert np.all(np.asarray(curve["median"]) <= np.asarray(curve["q75"]) + 1e-12)
+        for strategy in ("motpe", "nsga2", "random"):  # a baseline that trained the whole grid has the true front
+            for run, f in zip(res["runs"][strategy], res["curves"][strategy]["per_seed"]):
+                if run["fully_trained"] == 16:
+                    assert f[-1] == pytest.approx(1.0, abs=1e-12)
+        assert any(r["fully_trained"] == 16 for r in res["runs"]["random"])
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +136,7 @@ def test_every_run_goes_through_run_study(small, monkeypatch: pytest.MonkeyPatch
     assert "replay_clock" not in R.__dict__ and not hasattr(R, "_Sim") and not hasattr(R, "MOASHA")
 
 
-@pytest.mark.parametrize("strategy", R.STRATEGIES)
+@pytest.mark.parametrize("strategy", R.available_strategies())
 def test_costs_and_front_are_accounted_from_the_table(small, strategy: str, tmp_path: Path) -> None:
     table, problem = small
     run = R.simulate(strategy, table, problem, seed=5, settings=SMALL_SETTINGS, horizon=10 * table.total_cost,
@@ -134,16 +155,21 @@ def test_costs_and_front_are_accounted_from_the_table(small, strategy: str, tmp_
             assert strategy in R.LATENCY_FIRST and not t["feasible"]
             spent += row["measure_seconds"]
         else:  # stopped at a rung: the measurement and the epochs it ran
-            assert strategy == "edgetune" and t["outcome"] == "stopped" and t["epochs"] in (1, 2)
+            assert strategy in R.EARLY_STOPPING and t["outcome"] == "stopped" and 1 <= t["epochs"] < table.epochs
             spent += row["measure_seconds"] + min(t["epochs"] * row["epoch_gpu_seconds"], row["train_gpu_seconds"])
     assert run.gpu_seconds == pytest.approx(spent)
     assert run.hvs[-1] == pytest.approx(hypervolume(np.array(front), problem.reference) if front else 0.0, abs=1e-12)
     keys = [t["key"] for t in run.trials if t["outcome"] in ("full", "rejected")]
-    assert len(keys) == len(set(keys))  # a configuration is trained or rejected once; repeats are duplicates
-    if strategy != "edgetune":
+    if strategy == "syne-moasha":  # Syne Tune's tuner trains a configuration proposed again once more
+        assert run.duplicates == 0 and run.repeats == len(run.trials) - len({t["key"] for t in run.trials}) > 0
+    else:
+        assert len(keys) == len(set(keys))  # trained or rejected once; repeats are duplicates
+    if strategy not in R.EARLY_STOPPING:
         assert run.stopped == 0
-    if strategy in R.BASELINES:
+    if strategy not in R.LATENCY_FIRST:
         assert run.rejected == 0
+    if strategy in ("edgetune", "edgetune-no-precheck", "syne-moasha"):
+        assert run.stopped > 0  # their rungs stop something on this table
 
 
 def test_k_workers_share_one_clock_deterministically(small) -> None:
@@ -252,3 +278,109 @@ def test_committed_results_reproduce_from_the_frozen_measured_table() -> None:
     for strategy in ("edgetune", "nsga2"):
         got = R.fractions(runs[strategy], problem, at)[:, 0]
         assert got == pytest.approx(res["checkpoints"]["0.15"][strategy]["values"][:2], abs=1e-9), strategy
+
+
+# ---- parity failures, baselines, ablations, budgets ------------------------------------------
+
+
+def _parity_table(tmp_path: Path) -> tuple[object, tuple]:
+    """The small table with ``parity_passed``: the lowest-latency row failed the export parity gate."""
+    df = R.synthetic_table(seed=1, epochs=4, **SMALL_GRID)
+    bad = int(df["latency_ms"].idxmin())
+    df["parity_passed"] = 1
+    df.loc[bad, "parity_passed"] = 0
+    df["wer_base"], df["quant_cost"], df["export_error"] = 0.1, 0.01, np.nan  # recorded, not used
+    table = R.load_table(_write(tmp_path, df))
+    return table, tuple(df.loc[bad, list(R.KNOBS)].tolist())
+
+
+def test_a_row_that_failed_parity_fails_its_trial_as_the_product_does(tmp_path: Path) -> None:
+    """parity_passed = 0: the trial is trained (and charged), then ends FAIL with a ParityError,
+    through run_study's own failure path, and never reaches a front."""
+    from edgetune.search import load_study_dir
+
+    table, bad = _parity_table(tmp_path)
+    assert table.row(bad)["parity_passed"] is False and sum(not r.get("parity_passed", True) for r in table.rows.values()) == 1
+    problem = R.make_problem(table, ())
+    assert problem.n_parity_failed == 1 and problem.n_feasible == 15
+    assert bad[:4] not in {tuple(f[k] for k in R.KNOBS) for f in problem.true_front}
+    study = tmp_path / "study"
+    run = R.simulate("random", table, problem, seed=0, settings=replace(SMALL_SETTINGS, n_trials_per_config=10),
+                     horizon=30 * table.total_cost, study_dir=study)
+    _, st = load_study_dir(study)
+    failed = [t for t in st.get_trials(deepcopy=False) if t.state.name == "FAIL"]
+    assert failed and run.failed == len(failed)
+    for t in failed:  # what run_study records when run_candidate's parity gate raises
+        assert tuple(t.user_attrs["knobs"][k] for k in R.KNOBS) == bad
+        assert t.user_attrs["fail_type"] == "ParityError" and t.user_attrs["fail_reason"].startswith("ParityError: ")
+        assert "parity_passed = 0" in t.user_attrs["fail_reason"] and "interrupted" not in t.user_attrs
+    row = table.row(bad)  # each failed attempt paid its training and its export
+    full = [t for t in run.trials if t["outcome"] == "full"]
+    expect = len(failed) * (row["train_gpu_seconds"] + row["measure_seconds"]) + sum(
+        table.row(t["key"])["train_gpu_seconds"] + table.row(t["key"])["measure_seconds"] for t in full)
+    assert run.gpu_seconds == pytest.approx(expect)
+    assert len(full) == 15 and run.hvs[-1] == pytest.approx(problem.true_hv, abs=1e-12)
+
+
+def test_parity_passed_must_be_a_flag(tmp_path: Path) -> None:
+    df = R.synthetic_table(seed=0, epochs=3, **SMALL_GRID).assign(parity_passed="1")
+    df.loc[3, "parity_passed"] = "maybe"
+    with pytest.raises(DataError, match=r"'parity_passed' must be 0 or 1.*row 5"):
+        R.load_table(_write(tmp_path, df))
+    with pytest.raises(DataError, match=r"unexpected \['parity'\].*optionally parity_passed"):
+        R.load_table(_write(tmp_path, df.drop(columns=["parity_passed"]).assign(parity=1)))
+    df.loc[3, "parity_passed"] = "false"
+    assert R.load_table(_write(tmp_path, df)).df["parity_passed"].tolist().count(0) == 1
+
+
+@pytest.mark.parametrize("strategy", ["gp", "motpe", "edgetune-no-precheck"])
+def test_baselines_and_ablations_are_product_study_configs_run_by_run_study(small, strategy: str,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import edgetune.search._study as study_mod
+
+    table, problem = small
+    config = R.study_config(strategy, table, problem, 1, SMALL_SETTINGS)
+    spec = R.STRATEGY_SPECS[strategy]
+    assert config.precheck is spec.precheck and (config.scheduler.name == "moasha") is spec.asha
+    assert config.sampler.name.value == {"gp": "gp", "motpe": "tpe", "edgetune-no-precheck": "nsga2"}[strategy]
+    calls = []
+    real = study_mod.run_study
+    monkeypatch.setattr(study_mod, "run_study", lambda c, d, **kw: calls.append(c.study_name) or real(c, d, **kw))
+    run = R.simulate(strategy, table, problem, seed=1, settings=SMALL_SETTINGS, horizon=0.4 * table.total_cost)
+    assert calls == [f"replay-{strategy}-1"] and run.full > 0 and run.rejected == 0
+    assert run.gpu_seconds <= 0.4 * table.total_cost + 1e-6
+
+
+def test_syne_moasha_is_optional_and_says_which_extra(small, monkeypatch: pytest.MonkeyPatch, small_csv: Path) -> None:
+    monkeypatch.setitem(R.OPTIONAL_STRATEGIES, "syne-moasha", (lambda: False, R.replay_syne.EXTRA_HINT))
+    assert "syne-moasha" not in R.available_strategies()
+    with pytest.raises(ConfigError, match=r"not installed. Fix: pip install -e '.\[replay\]'"):
+        R.main(["--table", str(small_csv), "--strategies", "edgetune,syne-moasha", "--seeds", "0"])
+    with pytest.raises(ConfigError, match="no study config"):
+        R.study_config("syne-moasha", *small, 0, SMALL_SETTINGS)
+
+
+@pytest.mark.skipif(not R.replay_syne.available(), reason="syne-tune not installed (the replay extra)")
+def test_syne_moasha_is_deterministic_and_keeps_to_the_budget(small) -> None:
+    table, problem = small
+    s = replace(SMALL_SETTINGS, workers=2)
+    before = np.random.get_state()[1].copy()
+    a = R.simulate("syne-moasha", table, problem, seed=3, settings=s, horizon=0.5 * table.total_cost)
+    assert np.array_equal(np.random.get_state()[1], before)  # Syne Tune samples from numpy's global RNG: restored
+    b = R.simulate("syne-moasha", table, problem, seed=3, settings=s, horizon=0.5 * table.total_cost)
+    c = R.simulate("syne-moasha", table, problem, seed=4, settings=s, horizon=0.5 * table.total_cost)
+    assert a.trials == b.trials and a.hvs == b.hvs and a.trials != c.trials
+    assert a.stop_reason == "budget" and a.interrupted >= 1
+    assert a.gpu_seconds == pytest.approx(0.5 * table.total_cost)  # 2 workers busy until the budget's end
+
+
+def test_latency_budgets_are_percentiles_or_milliseconds(small) -> None:
+    table, _ = small
+    lat = table.df["latency_ms"].to_numpy(float)
+    got = R.parse_latency_budgets("tight=p25,loose=p50,fixed=400", table)
+    assert list(got) == ["tight", "loose", "fixed"]
+    assert got["tight"][0] == pytest.approx(np.percentile(lat, 25)) and got["loose"][0] == pytest.approx(np.median(lat))
+    assert got["fixed"] == (400.0, "(given on the command line)")
+    for bad in ("p25", "a=p101", "a=p5,a=p6", "a=fast", ""):
+        with pytest.raises(ConfigError, match="--latency-budgets"):
+            R.parse_latency_budgets(bad, table)

@@ -19,6 +19,13 @@ Costs charged to the clock (one ``measure_seconds`` per trial, as the table defi
   paid it for its untrained measurement;
 * a duplicate (result reused by ``run_study``): nothing.
 
+A row whose exported file failed the export parity gate when the table was measured
+(``parity_passed`` false; the key is optional, absent means passed) fails its trial as the product
+does: the runner trains it (every epoch charged and reported to ``on_epoch``, so MO-ASHA may stop
+it first), pays the export and measurement, then raises :class:`~edgetune.errors.ParityError`, and
+``run_study`` ends the trial FAIL with that reason (``fail_type: ParityError``), as it does when
+``run_candidate``'s parity gate raises.
+
 **K workers** (:meth:`TableRunner.replay` with ``workers=K``): K threads, each one ordinary
 ``run_study`` call on the same study directory, exactly as K ``edgetune search`` processes share
 a study. The clock is a discrete-event simulation: exactly one worker runs at a time, a worker
@@ -42,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from edgetune.errors import ConfigError, DataError
+from edgetune.errors import ConfigError, DataError, ParityError
 from edgetune.knobs import Knobs, TrainSettings
 from edgetune.search._files import atomic_write_bytes, atomic_write_text
 
@@ -53,6 +60,7 @@ if TYPE_CHECKING:  # pragma: no cover
 TABLE_KNOBS = ("bits", "sparsity", "depth_multiplier", "chunk_ms")
 ROW_KEYS = ("test_wer", "worst_group_wer", "latency_ms", "size_bytes", "train_gpu_seconds", "epoch_gpu_seconds",
             "measure_seconds", "dev_wer")
+OPTIONAL_ROW_KEYS = ("parity_passed",)  # absent: the file passed the export parity gate
 CLOCK_FILE = "replay_clock.json"
 
 
@@ -256,6 +264,12 @@ class TableRunner:
                 break
         if not stopped and not prepaid:
             clock.spend(row["measure_seconds"], "measure")
+        if not stopped and not row.get("parity_passed", True):
+            raise ParityError(
+                f"{self.source}: the exported file of {knobs.to_dict()} failed the export parity gate when the table "
+                "was measured (parity_passed = 0): ONNX Runtime and PyTorch disagree beyond the declared tolerance "
+                f"after {epochs_run} epochs, {charged:.6g} GPU-seconds of training"
+            )
         out_dir = Path(out_dir)
         data = f"placeholder, not a model: {self.source} row {knobs.to_dict()}\n".encode()
         atomic_write_bytes(out_dir / "model.onnx", data)
@@ -338,4 +352,4 @@ class TableRunner:
                          clock.spent(end))
 
 
-__all__ = ["BudgetSpent", "ReplayRun", "SimClock", "TABLE_KNOBS", "TableRunner"]
+__all__ = ["BudgetSpent", "OPTIONAL_ROW_KEYS", "ReplayRun", "SimClock", "TABLE_KNOBS", "TableRunner"]
