@@ -165,7 +165,17 @@ def test_ship_cli_type_wenet_and_transcribe_with_sherpa(models, audio, tmp_path,
     # a shipped wenet file is decoded with the recognizer settings it records
     assert main(["transcribe", str(out / "model.onnx"), wav, "--engine", "sherpa-onnx", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"audio": wav, "text": expected}
-    assert main(["ship", str(models["fp32"]), "--out", str(tmp_path / "x"), "--type", "nemo_ctc"]) == 2
+    with pytest.raises(SystemExit) as err:  # argparse lists the valid types
+        main(["ship", str(models["fp32"]), "--out", str(tmp_path / "x"), "--type", "nemo_ctc"])
+    assert err.value.code == 2 and "wenet_ctc" in capsys.readouterr().err
+
+
+def test_an_unknown_model_type_names_the_valid_ones(models, tmp_path):
+    from edgetune.errors import ExportError
+    from edgetune.export.sherpa import export_sherpa
+
+    with pytest.raises(ExportError, match="nemo_ctc.*zipformer2_ctc, wenet_ctc"):
+        export_sherpa(models["fp32"], tmp_path, model_type="nemo_ctc")
 
 
 def _demo(tmp_path: Path, knobs: Knobs) -> Path:
