@@ -1,7 +1,7 @@
-"""``edgetune ship MODEL.onnx --out DIR [--check AUDIO...|--dataset NAME]``: export for sherpa-onnx and check it.
+"""``edgetune ship MODEL.onnx --out DIR [--type zipformer2_ctc|wenet_ctc] [--check AUDIO...|--dataset NAME]``.
 
 Only parses arguments and calls :func:`edgetune.ship.ship_check`: writes ``DIR/model.onnx``
-(sherpa-onnx ``zipformer2_ctc`` layout), ``DIR/tokens.txt``, ``DIR/README.md`` (how to run it)
+(sherpa-onnx ``zipformer2_ctc`` layout by default, ``wenet_ctc`` with ``--type``), ``DIR/tokens.txt``, ``DIR/README.md`` (how to run it)
 and ``DIR/ship.json``, after decoding the audio with the real sherpa-onnx and comparing the
 CTC tokens with edgetune's own streaming runner. Without audio it decodes one second of
 silence: proof that sherpa-onnx loads and runs the file.
@@ -19,10 +19,12 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
 def register(subparsers) -> None:
+    from edgetune.export.sherpa import MODEL_TYPES
+
     p = subparsers.add_parser(
         "ship", help="export a model for sherpa-onnx and check its transcripts there",
-        description="Rewrite an edgetune streaming ONNX file into sherpa-onnx's zipformer2_ctc layout "
-                    "(same weights), write tokens.txt and a how-to, decode audio with the real sherpa-onnx "
+        description="Rewrite an edgetune streaming ONNX file into a sherpa-onnx streaming CTC layout "
+                    "(zipformer2_ctc by default, or wenet_ctc; same weights), write tokens.txt and a how-to, decode audio with the real sherpa-onnx "
                     "(in a subprocess) and compare the transcripts with edgetune's runner.",
         epilog="Exit codes: 0 transcripts identical (>= --min-identical), 1 they are not, "
                "2 the model cannot be exported or sherpa-onnx cannot run it.")
@@ -31,6 +33,9 @@ def register(subparsers) -> None:
     p.add_argument("--front", metavar="STUDY_DIR", default=None,
                    help="instead of MODEL: ship every model on this study's front and decode its test split")
     p.add_argument("--out", required=True, help="output folder for model.onnx, tokens.txt, README.md, ship.json")
+    p.add_argument("--type", dest="model_type", choices=MODEL_TYPES, default=MODEL_TYPES[0],
+                   help="sherpa-onnx model type (default zipformer2_ctc: every sherpa binding, batched; "
+                        "wenet_ctc: Python and C++ only, one stream per model run)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--check", nargs="+", metavar="AUDIO", default=None,
                      help="audio files or folders of .wav/.flac/.ogg files to decode with both engines")
@@ -74,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         from edgetune.ship._front import ship_front
 
         summary = ship_front(args.front, args.out, limit=args.limit, min_identical=args.min_identical,
-                             batch=args.batch)
+                             batch=args.batch, model_type=args.model_type)
         print(f"front of {summary['study']}: {sum(r['passed'] for r in summary['models'])}/{len(summary['models'])} "
               f"models pass in sherpa-onnx; wrote {Path(args.out) / 'ship-front.json'}")
         return 0 if summary["all_passed"] else 1
@@ -89,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None:
         audio = audio[:max(1, args.limit)]
     result = ship_check(args.model, audio, args.out, min_identical=args.min_identical, threads=args.threads,
-                        batch=args.batch)
+                        batch=args.batch, model_type=args.model_type)
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     else:
@@ -101,6 +106,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {result['near_tie_mismatches']} differ only on near ties (sherpa's ONNX Runtime "
                   f"{result['sherpa_onnxruntime']} vs {result['onnxruntime']} here), "
                   f"{result['unexplained_mismatches']} otherwise; passed by: {result['passed_by']}")
+        if result["sample_scale_feature_error"] is not None:
+            rec = result["recognizer"]
+            print(f"  wenet_ctc: build the recognizer with chunk_size={rec['chunk_size']}, "
+                  f"num_left_chunks={rec['num_left_chunks']}; features after undoing sherpa's x32768 "
+                  f"sample scale within {result['sample_scale_feature_error']:.2g} of edgetune's")
         if result["batch"] > 1:
             print(f"  {result['batch']} streams per decode_streams call: {result['batch_identical_fraction']:.3f} "
                   f"identical to one stream at a time")

@@ -78,6 +78,7 @@ def transcribe_with_sherpa(model_path: str | os.PathLike, audio: list[str], thre
     from edgetune.data import load_audio
     from edgetune.export.sherpa import export_sherpa, tail_padding_samples
     from edgetune.ship import decode_with_sherpa
+    from edgetune.ship._check import recognizer_args
 
     model = open_model(model_path, threads=threads, verify=verify)
     with tempfile.TemporaryDirectory(prefix="edgetune-sherpa-") as tmp:
@@ -87,12 +88,15 @@ def transcribe_with_sherpa(model_path: str | os.PathLike, audio: list[str], thre
                 raise ArtifactError(f"{str(tokens)!r} is missing: sherpa-onnx needs the tokens.txt that "
                                     f"`edgetune ship` wrote beside {str(model_path)!r}")
             tail = int(model.meta["extra"]["sherpa_onnx"]["tail_padding_samples"])
+            model_type, worker_args = recognizer_args(model.meta["extra"]["sherpa_onnx"])
         else:
             done = export_sherpa(model_path, tmp)
             path, tokens, tail = done.model, done.tokens, tail_padding_samples(done.spec)
+            model_type, worker_args = recognizer_args(done.spec.extra["sherpa_onnx"])
         rate = int(model.meta["features"]["sample_rate"])
         waves = [load_audio(a, rate) for a in audio]
-        results, _ = decode_with_sherpa(path, tokens, waves, tail_samples=tail, sample_rate=rate, threads=threads)
+        results, _ = decode_with_sherpa(path, tokens, waves, tail_samples=tail, sample_rate=rate, threads=threads,
+                                        model_type=model_type, worker_args=worker_args)
     return [" ".join(r["text"].split()) for r in results]
 
 

@@ -47,12 +47,14 @@ from edgetune.errors import ExportError
 from edgetune.export.metadata import METADATA_KEY, CacheSpec, StreamingSpec
 
 MODEL_TYPE = "zipformer2_ctc"
+#: the sherpa-onnx streaming CTC layouts edgetune writes (the first is the default)
+MODEL_TYPES = (MODEL_TYPE, "wenet_ctc")
 EMBED_STATES_SHAPE = (1, 128, 3, 19)
 SPACE_SYMBOL = "\u2581"   # sherpa's SymbolTable turns "▁" back into a space
 BLANK_SYMBOL = "<blank>"  # one of the names sherpa looks up for the CTC blank
 ENCODER_SUBSAMPLING = 4   # feature frames per encoder frame (edgetune.knobs.SUBSAMPLING)
 
-__all__ = ["MODEL_TYPE", "SherpaExport", "SherpaLayer", "export_sherpa", "sherpa_chunks",
+__all__ = ["MODEL_TYPE", "MODEL_TYPES", "SherpaExport", "SherpaLayer", "export_sherpa", "sherpa_chunks",
            "tail_padding_samples", "tokens_txt"]
 
 
@@ -324,15 +326,19 @@ def _batch_over_scan(model: Any, states: list[CacheSpec]) -> None:
     g.output.extend(outer_out)
 
 
-def export_sherpa(source: str | os.PathLike, out_dir: str | os.PathLike, *, model_name: str = "model.onnx",
-                  check: bool = True) -> SherpaExport:
-    """Write ``out_dir/model.onnx`` (zipformer2_ctc layout), ``tokens.txt`` and ``README.md`` from an
-    edgetune streaming ONNX file. ``check`` runs the rewritten graph in ONNX Runtime beside the
-    source on random features and raises ExportError if the logits differ."""
+def export_sherpa(source: str | os.PathLike, out_dir: str | os.PathLike, *, model_type: str = MODEL_TYPE,
+                  model_name: str = "model.onnx", check: bool = True) -> SherpaExport:
+    """Write ``out_dir/model.onnx`` (sherpa-onnx ``model_type`` layout: ``zipformer2_ctc``, the
+    default, or ``wenet_ctc``: :mod:`edgetune.export._sherpa_wenet`), ``tokens.txt`` and ``README.md``
+    from an edgetune streaming ONNX file. ``check`` runs the rewritten graph in ONNX Runtime beside
+    the source on random features and raises ExportError if the logits differ."""
     import onnx
 
     from edgetune.export import _passes
+    from edgetune.export import _sherpa_wenet as wenet
 
+    if model_type not in MODEL_TYPES:
+        raise ExportError(f"unknown sherpa-onnx model type {model_type!r}; valid types: {', '.join(MODEL_TYPES)}")
     source, out_dir = Path(source), Path(out_dir)
     if not source.is_file():
         raise ExportError(f"model file {str(source)!r} does not exist; pass an edgetune model.onnx")
@@ -355,15 +361,25 @@ def export_sherpa(source: str | os.PathLike, out_dir: str | os.PathLike, *, mode
                           f"bins at {spec.features.sample_rate} Hz")
     layers, left, enc_chunk = _layers(spec)
     src_sha = hashlib.sha256(source.read_bytes()).hexdigest()
-    _adapt(model, layers, left, enc_chunk, spec)
-    _passes.remove_unused(model)  # the old new_cache_mask branch
-    states = state_specs(layers, left)
-    _batch_over_scan(model, states)
-    shipped = dataclasses.replace(
-        spec, features_input="x", caches=states,
-        extra={**spec.extra, "sherpa_onnx": {"model_type": MODEL_TYPE, "source_sha256": src_sha,
-                                             "tail_padding_samples": tail_padding_samples(spec), "batch": "N"}})
-    sherpa_meta = sherpa_metadata(layers, left, spec.chunk_frames, len(spec.vocabulary))
+    info: dict[str, Any] = {"model_type": model_type, "source_sha256": src_sha,
+                            "tail_padding_samples": tail_padding_samples(spec)}
+    if model_type == wenet.MODEL_TYPE:
+        geo = wenet.wenet_geometry(layers, left, enc_chunk)
+        wenet.adapt_wenet(model, layers, geo, spec)
+        _passes.remove_unused(model)  # the old new_cache_mask branch
+        states = wenet.wenet_caches(geo)
+        info.update(batch=1, chunk_size=geo.chunk_size, num_left_chunks=geo.num_left_chunks,
+                    sample_scale=wenet.SAMPLE_SCALE, **geo.padding(layers))
+        sherpa_meta = wenet.wenet_metadata(geo, ENCODER_SUBSAMPLING, len(spec.vocabulary))
+    else:
+        _adapt(model, layers, left, enc_chunk, spec)
+        _passes.remove_unused(model)  # the old new_cache_mask branch
+        states = state_specs(layers, left)
+        _batch_over_scan(model, states)
+        info["batch"] = "N"
+        sherpa_meta = sherpa_metadata(layers, left, spec.chunk_frames, len(spec.vocabulary))
+    shipped = dataclasses.replace(spec, features_input="x", caches=states,
+                                  extra={**spec.extra, "sherpa_onnx": info})
     _passes.set_metadata(model, {**sherpa_meta, **shipped.metadata_props()})
     try:
         onnx.checker.check_model(model)
@@ -373,27 +389,38 @@ def export_sherpa(source: str | os.PathLike, out_dir: str | os.PathLike, *, mode
     path = out_dir / model_name
     size = _passes.save_atomic(model, path)
     if check:
-        _check_same_logits(source, path, spec)
+        _check_same_logits(source, path, spec, info)
     tokens = out_dir / "tokens.txt"
     tokens.write_text(tokens_txt(spec.vocabulary, spec.blank_id), encoding="utf-8")
     howto = out_dir / "README.md"
-    howto.write_text(howto_text(shipped, model_name, src_sha), encoding="utf-8")
+    text = wenet_howto_text if model_type == wenet.MODEL_TYPE else howto_text
+    howto.write_text(text(shipped, model_name, src_sha), encoding="utf-8")
     return SherpaExport(model=path, tokens=tokens, howto=howto, size_bytes=size, spec=shipped,
                         metadata=sherpa_meta, source_sha256=src_sha)
 
 
-def _check_same_logits(source: Path, shipped: Path, spec: StreamingSpec) -> None:
+def _check_same_logits(source: Path, shipped: Path, spec: StreamingSpec, info: dict[str, Any]) -> None:
     """Both files in ONNX Runtime on the same random chunks, two more than the left context holds
-    (so the mask computed from processed_lens saturates): the logits must agree up to float
-    rounding (the adapter only moves tensors)."""
+    (so the mask computed from processed_lens, or sherpa's attn_mask, saturates): the logits must
+    agree up to float rounding (the adapter only moves tensors). wenet_ctc: the shipped file gets
+    the features sherpa's x32768 samples give, on a grid where the scale round-trips exactly."""
     from edgetune.bench.runner import StreamingModel
+    from edgetune.export._sherpa_wenet import WenetRunner
 
-    a, b = StreamingModel(str(source)), StreamingModel(str(shipped))
+    a = StreamingModel(str(source))
     left = int(next(c.shape[1] for c in spec.caches if c.input == "cache_mask"))
     chunks = -(-left // (spec.chunk_frames // ENCODER_SUBSAMPLING)) + 2
     rng = np.random.default_rng(0)
     feats = (rng.standard_normal((chunks * spec.chunk_frames, spec.features.n_mels)) * 3 - 8).astype(np.float32)
-    la, lb = a.run_utterance(feats), b.run_utterance(feats)
+    if info["model_type"] == "wenet_ctc":  # on a 2**-10 grid above the floor: x + shift - shift == x
+        feats = np.clip(np.round(feats * 1024) / 1024, -15.9, 10.0).astype(np.float32)
+    la = a.run_utterance(feats)
+    if info["model_type"] == "wenet_ctc":
+        b = WenetRunner(str(shipped), info["chunk_size"], info["num_left_chunks"])
+        c = spec.chunk_frames
+        lb = np.concatenate([b.step(b.scale(feats[k * c:(k + 1) * c])) for k in range(chunks)], axis=0)
+    else:
+        lb = StreamingModel(str(shipped)).run_utterance(feats)
     diff = float(np.max(np.abs(la - lb))) if la.shape == lb.shape else float("inf")
     if not diff <= 1e-4:
         raise ExportError(f"the sherpa-onnx graph {shipped} disagrees with its source {source} in ONNX Runtime: "
@@ -452,3 +479,42 @@ def read_sherpa_metadata(path: str | os.PathLike) -> dict[str, str]:
     import onnx
 
     return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+
+
+def wenet_howto_text(spec: StreamingSpec, model_name: str, source_sha256: str) -> str:
+    """The how-to for a ``wenet_ctc`` export: Python (and C++) only, one stream per decode call."""
+    info = spec.extra["sherpa_onnx"]
+    tail = info["tail_padding_samples"]
+    c, n = info["chunk_size"], info["num_left_chunks"]
+    return f"""# Run this model in sherpa-onnx (wenet_ctc)
+
+`{model_name}` is an edgetune streaming CTC model ({spec.chunk_ms} ms chunks, {spec.weight_storage}
+weights, unchanged from the edgetune file with sha256 `{source_sha256}`) in sherpa-onnx's
+`wenet_ctc` layout, with `tokens.txt` beside it. sherpa-onnx offers `wenet_ctc` in Python and
+C++ only (no C API, Kotlin or Swift) and decodes one stream per model run: for Android, iOS or
+batched decoding export the default `zipformer2_ctc` layout (`edgetune ship MODEL --out DIR`).
+
+The recognizer **must** be built with `chunk_size={c}` and `num_left_chunks={n}`: sherpa takes
+them from its config, not from the model, and ONNX Runtime refuses other values (the input
+shapes are fixed). sherpa scales samples by 32768 for wenet models; the graph undoes that, so
+feed samples in [-1, 1] as usual. Append **{tail} zero samples** before `input_finished()`.
+
+```python
+import numpy as np, sherpa_onnx, soundfile as sf
+
+rec = sherpa_onnx.OnlineRecognizer.from_wenet_ctc(
+    tokens="tokens.txt", model="{model_name}", chunk_size={c}, num_left_chunks={n},
+    num_threads=1, sample_rate=16000, feature_dim=80)
+wave, rate = sf.read("audio.wav", dtype="float32")      # mono, 16 kHz
+s = rec.create_stream()
+s.accept_waveform(rate, wave)
+s.accept_waveform(rate, np.zeros({tail}, dtype=np.float32))  # tail padding
+s.input_finished()
+while rec.is_ready(s):
+    rec.decode_stream(s)
+print(rec.get_result(s))
+```
+
+Command line: `sherpa-onnx --wenet-ctc-model={model_name} --wenet-ctc-chunk-size={c}
+--wenet-ctc-num-left-chunks={n} --tokens=tokens.txt audio.wav`.
+"""

@@ -1,7 +1,7 @@
 """The ship stage: a model picked from the front, exported for a deployment runtime and checked there.
 
 Today's runtime is sherpa-onnx (k2-fsa): :func:`ship_check` writes ``model.onnx`` in its
-``zipformer2_ctc`` layout plus ``tokens.txt`` and a how-to (:mod:`edgetune.export.sherpa`),
+``zipformer2_ctc`` layout (or ``wenet_ctc``: ``model_type=``) plus ``tokens.txt`` and a how-to (:mod:`edgetune.export.sherpa`),
 decodes audio with the real sherpa-onnx in a subprocess and compares the transcripts with
 edgetune's own streaming runner. Importing this package imports neither onnx nor sherpa-onnx.
 """

@@ -107,9 +107,20 @@ def decode_with_sherpa(model: str | os.PathLike, tokens: str | os.PathLike, wave
     return sorted(results, key=lambda r: r["index"]), info
 
 
-def kaldi_native_fbank(wave: np.ndarray, spec: Any) -> np.ndarray | None:
+def recognizer_args(info: dict[str, Any]) -> tuple[str, list[str]]:
+    """(model type, worker arguments) for a shipped file's ``extra["sherpa_onnx"]``: a wenet_ctc
+    recognizer must be built with the file's chunk_size and num_left_chunks."""
+    model_type = info.get("model_type", "zipformer2_ctc")
+    if model_type == "wenet_ctc":
+        return model_type, ["--chunk-size", str(int(info["chunk_size"])),
+                            "--num-left-chunks", str(int(info["num_left_chunks"]))]
+    return model_type, []
+
+
+def kaldi_native_fbank(wave: np.ndarray, spec: Any, scale: float = 1.0) -> np.ndarray | None:
     """Features from the ``kaldi-native-fbank`` package (the library inside sherpa-onnx) with
-    sherpa's settings, or None where the package is not installed."""
+    sherpa's settings, of the samples times ``scale`` (sherpa's wenet_ctc path: 32768), or None
+    where the package is not installed."""
     try:
         import kaldi_native_fbank as knf
     except ImportError:
@@ -122,11 +133,25 @@ def kaldi_native_fbank(wave: np.ndarray, spec: Any) -> np.ndarray | None:
     opts.mel_opts.low_freq = float(spec.low_freq)
     opts.mel_opts.high_freq = float(spec.high_freq)
     fb = knf.OnlineFbank(opts)
-    fb.accept_waveform(float(spec.sample_rate), np.asarray(wave, dtype=np.float32).tolist())
+    samples = np.asarray(wave, dtype=np.float32) * np.float32(scale)
+    fb.accept_waveform(float(spec.sample_rate), samples.tolist())
     fb.input_finished()
     if fb.num_frames_ready == 0:
         return np.zeros((0, spec.n_mels), dtype=np.float32)
     return np.stack([fb.get_frame(i) for i in range(fb.num_frames_ready)]).astype(np.float32)
+
+
+def sample_scale_error(wave: np.ndarray, spec: Any) -> float | None:
+    """Measured: the largest |difference| between the features the wenet_ctc graph sees (sherpa's
+    fbank of samples x 32768, then ``Max(x - 30 ln 2, ln FLT_EPSILON)``) and the fbank of the
+    samples themselves. None where ``kaldi-native-fbank`` is not installed."""
+    from edgetune.export._sherpa_wenet import FEATURE_SHIFT, LOG_FLOOR, SAMPLE_SCALE
+
+    plain, scaled = kaldi_native_fbank(wave, spec), kaldi_native_fbank(wave, spec, SAMPLE_SCALE)
+    if plain is None or scaled is None or plain.size == 0:
+        return None if plain is None else 0.0
+    undone = np.maximum(scaled - FEATURE_SHIFT, LOG_FLOOR).astype(np.float32)
+    return float(np.max(np.abs(undone - plain)))
 
 
 def logits_like_sherpa(model: Any, wave: np.ndarray, tail_samples: int, *,
@@ -190,10 +215,12 @@ def needed_delta(logits: np.ndarray, target: Sequence[int], blank_id: int) -> fl
 
 def ship_check(model_path: str | os.PathLike, audio: Sequence[Any], out_dir: str | os.PathLike, *,
                min_identical: float = DEFAULT_MIN_IDENTICAL, batch: int = 1, threads: int = 1,
-               python: str | None = None, timeout: float = 600.0, max_examples: int = 5) -> dict[str, Any]:
+               model_type: str = "zipformer2_ctc", python: str | None = None, timeout: float = 600.0,
+               max_examples: int = 5) -> dict[str, Any]:
     """Export ``model_path`` for sherpa-onnx into ``out_dir`` and check that sherpa-onnx decodes
     ``audio`` (paths, :class:`~edgetune.data.Utterance` objects, or float waves at the model's
-    sample rate) to edgetune's transcripts.
+    sample rate) to edgetune's transcripts. ``model_type``: the sherpa-onnx layout, ``zipformer2_ctc``
+    (default) or ``wenet_ctc`` (:mod:`edgetune.export._sherpa_wenet`).
 
     Returns (and writes to ``out_dir/ship.json``; per-utterance rows in
     ``out_dir/transcripts.jsonl``) a dict with
@@ -217,6 +244,10 @@ def ship_check(model_path: str | os.PathLike, audio: Sequence[Any], out_dir: str
       not False, batching changed nothing, and either ``identical_fraction >= min_identical``
       (``passed_by: "identical"``) or every mismatch is a near tie and ``char_disagreement`` <= 1 %
       (``passed_by: "near_ties"``; the identical fraction is still reported as measured);
+    - ``wenet_ctc``: ``sample_scale_feature_error``, the largest |feature difference| between
+      what the graph sees after undoing sherpa's x32768 sample scale and edgetune's fbank of the
+      same waves (measured with kaldi-native-fbank; None for zipformer2_ctc), and
+      ``recognizer`` (the chunk_size and num_left_chunks sherpa was built with);
     - the files, sizes, and up to ``max_examples`` mismatches with ``needed_delta`` (how far below
       the best logit sherpa's choice lies on the frames that flip; 0 is an exact tie).
 
@@ -226,7 +257,7 @@ def ship_check(model_path: str | os.PathLike, audio: Sequence[Any], out_dir: str
     from edgetune.bench.runner import StreamingModel
     from edgetune.data import FeatureSpec, compute_fbank
     from edgetune.export.parity import _edit_distance
-    from edgetune.export.sherpa import MODEL_TYPE, export_sherpa, tail_padding_samples
+    from edgetune.export.sherpa import export_sherpa, tail_padding_samples
     from edgetune.ship._ties import MAX_CHAR_DISAGREEMENT, reachable_within, runtime_tolerance
 
     if not 0.0 <= min_identical <= 1.0:
@@ -237,12 +268,13 @@ def ship_check(model_path: str | os.PathLike, audio: Sequence[Any], out_dir: str
         raise ShipError("the ship check needs at least one audio file or wave to decode")
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
-    exported = export_sherpa(model_path, out_dir)
+    exported = export_sherpa(model_path, out_dir, model_type=model_type)
     spec = exported.spec
     tail = tail_padding_samples(spec)
     waves, names = _load_waves(audio, spec.features.sample_rate)
+    info_type, worker_args = recognizer_args(spec.extra["sherpa_onnx"])
     kw = dict(tail_samples=tail, sample_rate=spec.features.sample_rate, threads=threads, python=python,
-              timeout=timeout)
+              timeout=timeout, model_type=info_type, worker_args=worker_args)
     sherpa, info = decode_with_sherpa(exported.model, exported.tokens, waves, **kw)
     batched = decode_with_sherpa(exported.model, exported.tokens, waves, batch=batch, **kw)[0] if batch > 1 else None
     ref = StreamingModel(str(model_path), threads=threads)
@@ -292,10 +324,17 @@ def ship_check(model_path: str | os.PathLike, audio: Sequence[Any], out_dir: str
                 and len(mismatches) < max_examples:
             mismatches.append(row)
     n = len(waves)
+    scale_error = None
+    if info_type == "wenet_ctc":
+        errors = [sample_scale_error(np.concatenate([w, np.zeros(tail, np.float32)]), feature_spec) for w in waves]
+        scale_error = None if None in errors else max(errors)
     knf_fraction = counts["knf"] / n if knf_available else None
     result = {
         "engine": "sherpa-onnx", "sherpa_onnx_version": info["sherpa_onnx"],
-        "sherpa_onnxruntime": info["onnxruntime"], "onnxruntime": _ort_version(), "model_type": MODEL_TYPE,
+        "sherpa_onnxruntime": info["onnxruntime"], "onnxruntime": _ort_version(), "model_type": info_type,
+        "recognizer": ({k: spec.extra["sherpa_onnx"][k] for k in ("chunk_size", "num_left_chunks")}
+                       if info_type == "wenet_ctc" else None),
+        "sample_scale_feature_error": scale_error,
         "source": str(model_path), "source_sha256": exported.source_sha256,
         "model": str(exported.model), "tokens": str(exported.tokens), "howto": str(exported.howto),
         "size_bytes": exported.size_bytes, "bits": spec.knobs.get("bits"), "weight_storage": spec.weight_storage,

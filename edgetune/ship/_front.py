@@ -21,7 +21,8 @@ def front_trials(study_dir: Path) -> list[dict[str, str]]:
 
 
 def ship_front(study_dir: str | os.PathLike, out_dir: str | os.PathLike, *, limit: int | None = None,
-               min_identical: float = 0.99, batch: int = 1, log: Any = print) -> dict[str, Any]:
+               min_identical: float = 0.99, batch: int = 1, model_type: str = "zipformer2_ctc",
+               log: Any = print) -> dict[str, Any]:
     """Ship every front model of ``study_dir`` into ``out_dir/trial-N`` and decode the study's test split
     with sherpa-onnx; writes and returns ``out_dir/ship-front.json`` (one row per model, ``all_passed``)."""
     from edgetune.data import load_dataset
@@ -36,7 +37,8 @@ def ship_front(study_dir: str | os.PathLike, out_dir: str | os.PathLike, *, limi
     rows = []
     for r in front_trials(study_dir):
         model = study_dir / r["artifact"]
-        res = ship_check(model, test, out / f"trial-{r['number']}", min_identical=min_identical, batch=batch)
+        res = ship_check(model, test, out / f"trial-{r['number']}", min_identical=min_identical, batch=batch,
+                         model_type=model_type)
         row = {"trial": int(r["number"]), "bits": int(float(r["bits"])), "sparsity": float(r["sparsity"]),
                "depth_multiplier": float(r["depth_multiplier"]), "chunk_ms": int(float(r["chunk_ms"])),
                "wer": float(r["wer"]), "utterances": res["utterances"], "identical": res["identical"],
