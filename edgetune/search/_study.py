@@ -473,7 +473,7 @@ def run_study(
         new: list[int] = []
         while max_new_trials is None or len(new) < max_new_trials:
             if new:  # a worker that died meanwhile (killed helper, OOM kill): its trial is queued again now
-                recover_interrupted(study, bar.log)
+                recover_interrupted(study, bar.log, startup=False)
             _sweep_interrupted(study, paths)
             trials = study.get_trials(deepcopy=False)
             finished = sum(is_finished(t) for t in trials)

@@ -90,28 +90,44 @@ def fail_stale(study: "optuna.Study") -> None:
         optuna.storages.fail_stale_trials(study)
 
 
+# Between trials, an interrupted trial that no worker claimed is queued again only after this
+# long (the claimer enqueues right after its FAIL; this covers a claimer that died in between).
+RETRY_GRACE = timedelta(seconds=60)
+
+
 def is_failed(t: Any) -> bool:
     """FAIL for a reason of its own (not interrupted)."""
     return _state(t) == "FAIL" and not is_interrupted(t)
 
 
-def recover_interrupted(study: "optuna.Study", log: Callable[[str], None] = lambda m: None) -> list[int]:
+def recover_interrupted(study: "optuna.Study", log: Callable[[str], None] = lambda m: None, *,
+                        startup: bool = True) -> list[int]:
     """Fail trials left RUNNING by dead workers and re-enqueue every interrupted configuration once.
 
-    Returns the numbers of the trials re-enqueued.
+    Live workers run this before each trial, so several may find the same dead trial at once.
+    The FAIL is the claim: only the worker whose ``tell`` succeeded queues that trial's retry
+    (the storage refuses a second ``tell`` of a finished trial). Between trials
+    (``startup=False``) other interrupted trials are queued only once they finished more than
+    :data:`RETRY_GRACE` ago, so a worker never races the claimer between its FAIL and its
+    enqueue; when a worker starts (``startup=True``) every interrupted trial without a retry is
+    queued. Returns the numbers of the trials re-enqueued.
     """
-    import optuna
     from optuna.trial import TrialState
 
     fail_stale(study)
     now = datetime.now()
+    claimed: set[int] = set()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         w = t.user_attrs.get(ATTR_WORKER)
         dead = _worker_is_dead(w)
         if dead is None and w is None and t.datetime_start and now - t.datetime_start > _STALE_WITHOUT_WORKER:
             dead = True
         if dead:
-            study.tell(t.number, state=TrialState.FAIL)
+            try:
+                study.tell(t.number, state=TrialState.FAIL)
+            except (ValueError, RuntimeError):  # another worker failed it first: its retry is theirs
+                continue
+            claimed.add(t.number)
             log(f"trial #{t.number} was left running by a dead process; marked failed (interrupted)")
         elif dead is None:
             log(f"trial #{t.number} is running on {w.get('host') if isinstance(w, dict) else '?'}; left alone")
@@ -119,13 +135,17 @@ def recover_interrupted(study: "optuna.Study", log: Callable[[str], None] = lamb
     retried = {t.user_attrs.get(ATTR_RETRY_OF) for t in trials}
     requeued = []
     for t in trials:
-        if is_interrupted(t) and t.number not in retried and t.params:
-            attrs = {ATTR_RETRY_OF: t.number}
-            if t.user_attrs.get(ATTR_BASELINE):
-                attrs[ATTR_BASELINE] = True
-            study.enqueue_trial(dict(t.params), user_attrs=attrs)
-            requeued.append(t.number)
-            log(f"trial #{t.number} was interrupted; its configuration is queued again")
+        if not (is_interrupted(t) and t.number not in retried and t.params):
+            continue
+        settled = t.datetime_complete is not None and now - t.datetime_complete > RETRY_GRACE
+        if not (startup or t.number in claimed or settled):
+            continue
+        attrs = {ATTR_RETRY_OF: t.number}
+        if t.user_attrs.get(ATTR_BASELINE):
+            attrs[ATTR_BASELINE] = True
+        study.enqueue_trial(dict(t.params), user_attrs=attrs)
+        requeued.append(t.number)
+        log(f"trial #{t.number} was interrupted; its configuration is queued again")
     return requeued
 
 
