@@ -29,9 +29,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgetune._storage import ENV_WORKER  # "i/K" in a worker's environment
 from edgetune.errors import ConfigError
-
-ENV_WORKER = "EDGETUNE_WORKER"  # "i/K" in a worker's environment
 
 
 @dataclass(frozen=True)
