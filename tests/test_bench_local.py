@@ -19,7 +19,7 @@ from edgetune.bench import bench_model, parse_target
 from edgetune.bench.testing import make_streaming_model
 from edgetune.errors import ArtifactError, ConfigError, TargetError
 
-RUNNER = Path(__file__).resolve().parents[1] / "edgetune" / "bench" / "runner.py"
+RUNNER = Path(__file__).resolve().parents[1] / "edgetune" / "_runner.py"
 FP_KEYS = {"cpu_model", "cores", "governor", "temperature_c", "os", "machine", "ort_version", "python", "numpy"}
 
 

@@ -59,7 +59,7 @@ def test_result_json_describes_the_file(candidate):
 def test_wer_recomputed_from_the_files_transcripts_matches(candidate):
     import jiwer
 
-    from edgetune.bench.runner import StreamingModel
+    from edgetune._runner import StreamingModel
     from edgetune.data import compute_fbank, load_audio, load_dataset
 
     out, result = candidate

@@ -115,7 +115,7 @@ def test_metadata_and_tokens_follow_sherpas_layout(models, tmp_path):
 
 def test_edgetune_runner_runs_the_shipped_file_like_the_source(models, tmp_path):
     """Past the left context (the mask from processed_lens saturates) the logits still agree."""
-    from edgetune.bench.runner import StreamingModel
+    from edgetune._runner import StreamingModel
     from edgetune.export.sherpa import export_sherpa
 
     done = export_sherpa(models["fp32"], tmp_path)

@@ -36,7 +36,7 @@ def open_model(path: str | os.PathLike, threads: int = 1, verify: bool = True) -
     """A StreamingModel for ``path``, or ArtifactError naming the file and the fix.
 
     ``verify`` checks the content digest stored at export first (a modified file is refused)."""
-    from edgetune.bench.runner import StreamingModel
+    from edgetune._runner import StreamingModel
     from edgetune.export.metadata import METADATA_KEY
 
     p = Path(path)
