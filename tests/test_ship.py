@@ -154,13 +154,6 @@ def test_ship_cli_exit_codes(models, audio, tmp_path):
     assert main(["ship", str(tmp_path / "missing.onnx"), "--out", str(tmp_path / "x")]) == 2
 
 
-def test_import_edgetune_ship_stays_light():
-    code = ("import sys, edgetune.ship, edgetune.cli.ship, edgetune.export.sherpa\n"
-            "print([m for m in ('torch', 'onnxruntime', 'onnx', 'sherpa_onnx') if m in sys.modules])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
-    assert out.stdout.strip() == "[]"
-
-
 @pytest.mark.slow
 def test_a_trained_int8_candidate_ships_with_identical_transcripts(tmp_path):
     from edgetune.data import load_dataset
