@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edgetune.bench import bench_models  # noqa: E402
-from edgetune.bench.runner import StreamingModel, device_fingerprint  # noqa: E402
+from edgetune._runner import StreamingModel, device_fingerprint  # noqa: E402
 from edgetune.knobs import Knobs  # noqa: E402
 from edgetune.pipeline import export_untrained  # noqa: E402
 

@@ -43,7 +43,7 @@ import numpy as np
 from edgetune.bench import bench_model, bench_models
 from edgetune.bench._check import DEFAULT_NOISE_FLOOR_PCT, DEFAULT_REGRESSION_ON
 from edgetune.bench._stats import bootstrap_relative_diff, default_block, verdict
-from edgetune.bench.runner import StreamingModel
+from edgetune._runner import StreamingModel
 from edgetune.bench.testing import make_streaming_model
 
 BASE = {"width": 384, "depth": 4}

@@ -11,6 +11,15 @@ class ConfigError(EdgetuneError, ValueError):
     """A config key, knob value or command-line option is invalid."""
 
 
+class KeyConfigError(ConfigError):
+    """A ConfigError that knows the key path (``space.sparsity.high``) it is about."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.detail = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
 class DataError(EdgetuneError):
     """A dataset, manifest, audio file or transcript cannot be used."""
 

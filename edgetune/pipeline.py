@@ -55,7 +55,7 @@ def _onnx_hyps(path: Path, feats: list[Any], threads: int) -> list[str]:
     """Greedy transcripts of the streaming ONNX file, one ORT session (1 thread) per worker thread."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from edgetune.bench.runner import StreamingModel
+    from edgetune._runner import StreamingModel
 
     workers = max(1, min(threads, len(feats)))
     out: list[str | None] = [None] * len(feats)

@@ -18,6 +18,7 @@ import pytest
 from edgetune.bench import bench_model, parse_target
 from edgetune.bench.testing import make_streaming_model
 from edgetune.errors import TargetError
+from edgetune.testing import TransportContract
 
 STANDIN_ADB = Path(__file__).resolve().parent / "standins" / "adb"
 
@@ -82,15 +83,13 @@ def test_missing_adb_binary(device, tmp_path, monkeypatch):
         bench_model(model, _target(device), runs=3)
 
 
-def test_push_pull_round_trip(device, tmp_path):
-    t = parse_target(_target(device))
-    src = tmp_path / "in.bin"
-    src.write_bytes(b"\x00\x01edgetune")
-    with t.session() as remote:
-        t.push(str(src), f"{remote}/blob")
-        t.pull(f"{remote}/blob", str(tmp_path / "out.bin"))
-    assert (tmp_path / "out.bin").read_bytes() == src.read_bytes()
-    assert list(device["tmp"].iterdir()) == []
+class TestAdbTransport(TransportContract):
+    """The transport contract (round trip, hostile names, cleanup, timeouts) through the stand-in adb."""
+
+    @pytest.fixture
+    def transport(self, device):
+        yield parse_target(_target(device))
+        assert list(device["tmp"].iterdir()) == []
 
 
 def test_adb_found_on_path(device, tmp_path, monkeypatch):

@@ -17,9 +17,11 @@ import pytest
 
 from edgetune.bench import bench_model, parse_target
 from edgetune.bench.testing import make_streaming_model
+from edgetune.bench import LocalTransport
 from edgetune.errors import ArtifactError, ConfigError, TargetError
+from edgetune.testing import TransportContract
 
-RUNNER = Path(__file__).resolve().parents[1] / "edgetune" / "bench" / "runner.py"
+RUNNER = Path(__file__).resolve().parents[1] / "edgetune" / "_runner.py"
 FP_KEYS = {"cpu_model", "cores", "governor", "temperature_c", "os", "machine", "ort_version", "python", "numpy"}
 
 
@@ -52,8 +54,6 @@ def test_bench_pins_cores(toy):
 
 
 def test_bench_removes_its_temp_dir_also_on_failure(toy, tmp_path, monkeypatch):
-    from edgetune.bench import LocalTransport
-
     made = []
     original = LocalTransport.make_tempdir
 
@@ -113,6 +113,64 @@ def test_target_parsing():
         parse_target("ssh://u@h?host_key_checking=no")
 
 
+class TestLocalTransport(TransportContract):
+    """The transport contract on this machine."""
+
+    @pytest.fixture
+    def transport(self):
+        return parse_target("local")
+
+
+class DirTransport(LocalTransport):
+    """A transport added from outside edgetune: local, with its per-run directories under one folder."""
+
+    def __init__(self, target: str, root: str):
+        super().__init__(target)
+        self.root = root
+
+    def make_tempdir(self):
+        import tempfile
+
+        return tempfile.mkdtemp(prefix="edgetune.", dir=self.root)
+
+
+@pytest.fixture
+def dir_scheme(tmp_path):
+    """``dir:///PATH`` registered the way a new transport is: one class plus register_transport."""
+    from edgetune.bench import register_transport, transports
+    from edgetune.bench._transport import _TRANSPORTS
+
+    root = tmp_path / "device"
+    root.mkdir()
+    register_transport("dir", ("python",), lambda target, url, options: DirTransport(target, url.path))
+    assert transports() == ["local", "ssh", "adb", "dir"]
+    yield root
+    _TRANSPORTS.pop("dir")
+
+
+class TestRegisteredTransport(TransportContract):
+    """A newly registered transport passes the same contract, and the harness benches through it."""
+
+    @pytest.fixture
+    def transport(self, dir_scheme):
+        t = parse_target(f"dir://{dir_scheme}")
+        assert isinstance(t, DirTransport) and t.root == str(dir_scheme)
+        yield t
+        assert list(dir_scheme.iterdir()) == []  # every directory it made is gone
+
+    def test_bench_model_runs_through_it(self, dir_scheme, toy):
+        r = bench_model(toy, f"dir://{dir_scheme}", runs=3, warmup=0)
+        assert len(r["samples_ms"]) == 3 and r["target"] == f"dir://{dir_scheme}"
+        assert list(dir_scheme.iterdir()) == []
+        with pytest.raises(TargetError, match=r"'tmpdir'.*valid options: python"):
+            parse_target(f"dir://{dir_scheme}?tmpdir=/x")
+
+
+def test_unknown_scheme_lists_the_registered_ones(dir_scheme):
+    with pytest.raises(TargetError, match="one of local, ssh, adb, dir "):
+        parse_target("telnet://host")
+
+
 def test_runner_script_prints_json_lines(toy):
     out = subprocess.run([sys.executable, str(RUNNER), "--model", str(toy), "--runs", "4", "--warmup", "1"],
                          capture_output=True, text=True, check=True, timeout=120).stdout
@@ -145,11 +203,3 @@ def test_bench_cli_writes_json_and_exit_codes(toy, tmp_path):
     assert len(data["samples_ms"]) == 5 and data["target"] == "local" and "fingerprint" in data
     assert main(["bench", str(tmp_path / "missing.onnx")]) == 2
     assert main(["bench", str(toy), "--target", "ftp://x"]) == 2
-
-
-def test_import_edgetune_bench_is_light():
-    code = ("import sys, edgetune.bench; "
-            "print(sorted(m for m in ('onnxruntime', 'onnx', 'numpy', 'torch') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1]).stdout.strip()
-    assert out == "[]"

@@ -27,6 +27,7 @@ import pytest
 from edgetune.bench import bench_model, parse_target
 from edgetune.bench.testing import make_streaming_model
 from edgetune.errors import TargetError
+from edgetune.testing import TransportContract
 
 SSHD = "/usr/sbin/sshd"
 HOSTILE = "a b'; touch PWNED; $(touch PWNED2) `touch PWNED3` \"q\".onnx"
@@ -149,18 +150,13 @@ def test_bench_over_ssh(sshd, toy):
     assert list(sshd.remote_tmp.iterdir()) == []  # the per-run directory was removed
 
 
-def test_push_pull_round_trip(sshd, tmp_path):
-    t = parse_target(sshd.target())
-    src = tmp_path / "odd: name -x.bin"
-    src.write_bytes(os.urandom(1000))
-    with t.session() as remote:
-        t.push(str(src), f"{remote}/blob")
-        back = tmp_path / "back.bin"
-        t.pull(f"{remote}/blob", str(back))
-        assert back.read_bytes() == src.read_bytes()
-        res = t.run(["ls", "-1"], 30, cwd=remote)
-        assert res.stdout.split() == ["blob"]
-    assert list(sshd.remote_tmp.iterdir()) == []
+class TestSshTransport(TransportContract):
+    """The transport contract (round trip, hostile names, cleanup, timeouts) over the real sshd."""
+
+    @pytest.fixture
+    def transport(self, sshd):
+        yield parse_target(sshd.target())
+        assert list(sshd.remote_tmp.iterdir()) == []
 
 
 def _pwned(*dirs: Path) -> list[Path]:

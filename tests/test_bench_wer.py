@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from edgetune.bench import LocalTransport, device_wer, write_features
-from edgetune.bench.runner import main as runner_main
+from edgetune._runner import main as runner_main
 from edgetune.cli import main
 from edgetune.errors import ArtifactError, DataError
 

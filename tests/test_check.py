@@ -116,6 +116,24 @@ def test_check_budgets_pass_fail_skip(tmp_path):
     assert out["wer"].status == "skip"
 
 
+def test_check_and_study_budgets_share_one_type_and_parser():
+    from edgetune._metrics import Budget, CheckBudget
+    from edgetune.search import Budget as StudyBudget
+
+    assert StudyBudget is Budget and issubclass(CheckBudget, Budget)
+    rule = CheckBudget.parse("p90_ms <= 2", "local")  # the parser a study's `budgets:` goes through
+    assert rule == CheckBudget("p90_ms", "<=", 2.0) and str(rule) == "p90_ms <= 2" and rule.unit == "ms"
+    assert CheckBudget.parse({"wer": 0.25}) == CheckBudget("wer", "<=", 0.25)
+    assert rule.satisfied(2.0) and not rule.satisfied(2.0001)
+    assert CheckBudget("p90_ms", "<=", float("inf")).satisfied(1e9)  # a budgets file's .inf: no limit
+    with pytest.raises(ConfigError, match=r"unknown metric 'latency_ms'.*p50_ms, p90_ms"):
+        CheckBudget.parse("latency_ms <= 2")  # each kind names its own vocabulary
+    with pytest.raises(ConfigError, match=r"unknown metric 'p90_ms'.*wer, worst_group_wer"):
+        Budget.parse("p90_ms <= 2")
+    with pytest.raises(ConfigError, match="compares with <=, but got '>='"):
+        CheckBudget.parse("wer >= 0.1")
+
+
 def test_candidate_result_json_with_wer(tmp_path):
     bench = json.loads(bench_json(tmp_path / "b.json", [1.0, 1.1, 1.2]).read_text())
     cand = write(tmp_path / "result.json", {"wer": 0.31, "bench": bench, "knobs": {"bits": 8}})

@@ -11,7 +11,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from edgetune.bench.runner import StreamingModel
+from edgetune._runner import StreamingModel
 from edgetune.errors import ParityError
 from edgetune.export import export_streaming_onnx
 from edgetune.export.metadata import METADATA_KEY, StreamingSpec

@@ -37,3 +37,18 @@ def test_the_graph_counts_imports_inside_functions() -> None:
     assert graph.direct_import_exists(importer="edgetune.search._study", imported="edgetune.pipeline")
     assert graph.direct_import_exists(importer="edgetune.base._model", imported="edgetune.train.trainer")
     assert graph.direct_import_exists(importer="edgetune.search._fidelity", imported="edgetune.schedulers._base")
+
+
+def test_the_device_runner_imports_no_edgetune() -> None:
+    """``edgetune/_runner.py`` is copied as-is to boards that have numpy and onnxruntime, not edgetune."""
+    import ast
+
+    runner = ROOT / "edgetune" / "_runner.py"
+    imported = set()
+    for node in ast.walk(ast.parse(runner.read_text())):
+        if isinstance(node, ast.Import):
+            imported.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imported.add((node.module or "").split(".")[0] if node.level == 0 else ".")
+    assert "numpy" in imported and "onnxruntime" in imported  # the walk sees the runner's imports
+    assert not imported & {"edgetune", "."}, sorted(imported)

@@ -14,7 +14,7 @@ before each of its trials):
 - another host: the pid cannot be checked, so Optuna's heartbeat decides
   (``fail_stale_trials``; fixed: Optuna wraps RDBStorage in _CachedStorage, which the
   old isinstance check missed). The test shortens the heartbeat to 1 s / grace 2 s inside its worker
-  processes (the module constants of ``edgetune.search._storage``) and makes the victim report
+  processes (the module constants of ``edgetune._storage``) and makes the victim report
   another host name.
 """
 
@@ -53,7 +53,7 @@ storage: {url}
 
 WORKER = """
 import socket, sys
-import edgetune.search._storage as storage
+import edgetune._storage as storage
 import edgetune.search._study as study_loop
 from edgetune.search import SimulatedRunner, load_config, run_study
 

@@ -299,18 +299,6 @@ def test_search_killed_with_sigkill_resumes_without_duplicates_or_losses(tmp_pat
             assert sha256_file(study_dir / t.user_attrs["artifact"]) == t.user_attrs["sha256"]
 
 
-def test_importing_search_and_report_is_light() -> None:
-    code = (
-        "import sys, edgetune.search, edgetune.report, edgetune.cli.search, edgetune.cli.report, "
-        "edgetune.cli.export\n"
-        "heavy = [m for m in ('optuna', 'torch', 'plotly', 'matplotlib', 'pandas', 'onnxruntime', 'moocore') "
-        "if m in sys.modules]\nprint(','.join(heavy))"
-    )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    assert out.stdout.strip() == ""
-
-
 @pytest.mark.postgres
 def test_two_workers_share_one_postgres_study(tmp_path: Path) -> None:
     url = os.environ.get("EDGETUNE_TEST_POSTGRES")

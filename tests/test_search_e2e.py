@@ -33,7 +33,7 @@ def test_real_study_report_and_export(tmp_path: Path) -> None:
     pipeline = pytest.importorskip("edgetune.pipeline")
     import numpy as np
 
-    from edgetune.bench.runner import StreamingModel
+    from edgetune._runner import StreamingModel
     from edgetune._io import sha256_file
     from edgetune.cli import main
     from edgetune.report import build_report

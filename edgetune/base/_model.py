@@ -116,7 +116,7 @@ def _examples(utts: list[Any], progress: bool) -> list[Any]:
 
 def onnx_wer(path: Path, examples: list[Any], threads: int = 0) -> dict[str, Any]:
     """Greedy WER of the streaming ONNX file at ``path`` over ``examples`` (features already computed)."""
-    from edgetune.bench.runner import StreamingModel
+    from edgetune._runner import StreamingModel
     from edgetune.train.trainer import wer_from_transcripts
 
     if not examples:

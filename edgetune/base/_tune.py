@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from edgetune._io import atomic_write_text, json_safe
+from edgetune._storage import ENV_WORKER, journal_storage, mask_url, url_storage
 from edgetune.base._tune_config import SamplerKind, TuneConfig, load_tune_config, save_tune_config
 from edgetune.errors import StudyError, TrainingError
 
@@ -78,21 +79,10 @@ def train_recipe(base_config: Any, data: TuneData, on_epoch: Any = None, checkpo
 
 def open_storage(root: Path, url: str | None) -> Any:
     """The journal file in ``root`` by default, else any Optuna storage URL (as ``edgetune search``)."""
-    from edgetune.search._config import mask_url
-    from edgetune.search._storage import _rdb_storage, repair_journal
-
     if url is None:
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-        root.mkdir(parents=True, exist_ok=True)
-        repair_journal(root / JOURNAL)
-        return JournalStorage(JournalFileBackend(str(root / JOURNAL)))
+        return journal_storage(root / JOURNAL)
     try:
-        if url.startswith(("journal:", "journal+file:")):
-            from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-            return JournalStorage(JournalFileBackend(url.split(":", 1)[1]))
-        return _rdb_storage(url)
+        return url_storage(url)
     except Exception as exc:
         raise StudyError(f"cannot open tune storage {mask_url(url)}: {type(exc).__name__}: {exc}. Fix: check the "
                          "URL, the database server, and its driver (pip install 'edgetune[postgres]')") from None
@@ -108,8 +98,6 @@ def open_tune_study(config: TuneConfig, root: Path, storage: str | None = None) 
     else:  # before the journal exists: a directory with a journal always says what study it holds
         root.mkdir(parents=True, exist_ok=True)
         save_tune_config(config, saved_path)
-    from edgetune.search._workers import ENV_WORKER
-
     # each worker of one study draws its own numbers (same seed everywhere would repeat trials)
     seed = config.seed + int(os.environ.get(ENV_WORKER, "0/1").split("/")[0])
     sampler = (optuna.samplers.RandomSampler(seed=seed) if config.sampler == SamplerKind.RANDOM

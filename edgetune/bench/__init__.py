@@ -3,12 +3,15 @@
 Transports (where it runs: ``local``, ``ssh://``, ``adb://``) are kept apart from the runner
 (what is timed: ``runner.py``, numpy + onnxruntime only). Importing this package is light:
 no onnxruntime, onnx or numpy import happens until a benchmark runs. :func:`device_wer` decodes
-a test set through the runner on the target (WER on the device's own kernels).
+a test set through the runner on the target (WER on the device's own kernels);
+:func:`transcribe_file` decodes one audio file here.
 """
 
 from edgetune.bench._harness import bench_model, bench_models, read_model_metadata
-from edgetune.bench._transport import (AdbTransport, LocalTransport, SshTransport, Transport, parse_target)
+from edgetune.bench._transport import (AdbTransport, LocalTransport, SshTransport, Transport, parse_target,
+                                       register_transport, transports)
+from edgetune.bench._transcribe import open_model, transcribe_file
 from edgetune.bench._wer import device_wer, write_features
 
 __all__ = ["bench_model", "bench_models", "read_model_metadata", "parse_target", "Transport", "LocalTransport",
-           "SshTransport", "AdbTransport", "device_wer", "write_features"]
+           "SshTransport", "AdbTransport", "register_transport", "transports", "device_wer", "write_features", "open_model", "transcribe_file"]

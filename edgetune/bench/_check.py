@@ -31,13 +31,11 @@ from pathlib import Path
 from typing import Any
 
 from edgetune._io import atomic_write
+from edgetune._metrics import CHECK_LIMITS, CheckBudget
 from edgetune.errors import ConfigError, DataError
 
-# budget key -> (how to read the value from the results, unit for messages)
-LIMIT_KEYS: dict[str, str] = {
-    "p50_ms": "ms", "p90_ms": "ms", "p99_ms": "ms", "mean_ms": "ms", "rtf": "", "size_bytes": "B",
-    "gzip_bytes": "B", "peak_rss_bytes": "B", "algorithmic_latency_ms": "ms", "wer": "", "wer_delta": "",
-}
+# limit key -> unit for messages; read from the results by Results.metric (one vocabulary: edgetune._metrics)
+LIMIT_KEYS = CHECK_LIMITS
 SETTING_KEYS = ("noise_floor_pct", "confidence", "regression_on", "bootstrap_resamples", "seed", "min_effect_pct",
                 "detect_pct")
 VALID_KEYS = tuple(LIMIT_KEYS) + SETTING_KEYS
@@ -221,9 +219,10 @@ def check_budgets(results: Results, budget: dict[str, Any]) -> list[Outcome]:
     for key, unit in LIMIT_KEYS.items():
         if key not in budget:
             continue
-        limit = float(budget[key])
+        rule = CheckBudget(key, "<=", float(budget[key]))
+        limit = rule.bound
         value = results.metric(key)
-        name = f"{key} <= {limit:g}{unit}"
+        name = f"{rule}{unit}"
         if value is None:
             why = (f"no '{key}' field (bench without --wer DATASET, or a test set without references)"
                    if key.startswith("wer") else f"the results have no {key}")
@@ -236,7 +235,7 @@ def check_budgets(results: Results, budget: dict[str, Any]) -> list[Outcome]:
                                                     "transcripts_differ", "target", "features_digest")})
             extra = (f" (WER on the device {dev['wer']:.6g}, on the host {dev['wer_host']:.6g}, same file and "
                      f"features; {dev['transcripts_differ']} of {dev['utterances']} transcripts differ)")
-        if value <= limit:
+        if rule.satisfied(value):
             out.append(Outcome(name, "pass", f"{key} = {value:.6g}{unit} <= {limit:g}{unit}{extra}", details))
         else:
             over = f"by {100 * (value - limit) / limit:.1f}%" if limit > 0 else f"by {value - limit:.6g}"

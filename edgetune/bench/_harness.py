@@ -28,7 +28,7 @@ from typing import Any
 from edgetune.errors import ArtifactError, ConfigError, TargetError
 from edgetune.bench._transport import SETUP_TIMEOUT_S, Transport, parse_target
 
-RUNNER_PATH = Path(__file__).with_name("runner.py")
+RUNNER_PATH = Path(__file__).parents[1] / "_runner.py"  # standalone: copied as-is to the device
 REMOTE_MODEL = "model.onnx"
 REMOTE_RUNNER = "edgetune_runner.py"
 RUNNERS = ("python", "perf_test")

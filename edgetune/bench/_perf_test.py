@@ -102,7 +102,7 @@ def parse_fingerprint(text: str) -> dict[str, Any]:
         kind, _, raw = line.partition("\t")
         zones.append((kind.strip() or "?", raw))
     cores = one("cores")
-    from edgetune.bench.runner import fingerprint_from  # the same parser the on-device runner uses
+    from edgetune._runner import fingerprint_from  # the same parser the on-device runner uses
 
     return fingerprint_from("\n".join(sections.get("cpuinfo", [])), one("governor"), zones,
                             cores=int(cores) if cores and cores.isdigit() else None, affinity=None,

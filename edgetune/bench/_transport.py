@@ -1,5 +1,9 @@
 """Where a benchmark runs: transports named by URL-like targets (``local``, ``ssh://``, ``adb://``).
 
+Each scheme is registered (:func:`register_transport`: scheme, query options, factory), so a new
+transport is one :class:`Transport` subclass plus its registration; :func:`parse_target` looks the
+scheme up and lists the registered ones when it is unknown.
+
 A transport knows how to make a per-run temporary directory on the device, copy files
 into it (and back), run a command there with a bounded time, and remove the directory.
 It knows nothing about what is timed: the harness (``_harness.py``) pushes the runner and
@@ -31,11 +35,12 @@ import tempfile
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Callable
+from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
 from edgetune.errors import TargetError
 
-SCHEMES = ("local", "ssh", "adb")
+LOCAL_OPTIONS = ("python",)
 SSH_OPTIONS = ("identity", "known_hosts", "python", "connect_timeout", "host_key_checking",
                "option", "tmpdir")
 ADB_OPTIONS = ("python", "tmpdir")
@@ -404,11 +409,39 @@ class AdbTransport(Transport):
         return _tempdir_from(res, self.target)
 
 
-# ----------------------------------------------------------------------------- parsing targets
+# ----------------------------------------------------------------------------- registry, parsing targets
+
+
+@dataclass(frozen=True)
+class TransportKind:
+    """One registered transport: its URL scheme, the query options it takes, and its factory
+    ``(target, url, options) -> Transport`` (``url`` is :func:`urllib.parse.urlsplit` of the target)."""
+
+    scheme: str
+    options: tuple[str, ...]
+    factory: Callable[[str, SplitResult, dict[str, list[str]]], Transport]
+
+
+_TRANSPORTS: dict[str, TransportKind] = {}
+
+
+def register_transport(scheme: str, options: tuple[str, ...],
+                       factory: Callable[[str, SplitResult, dict[str, list[str]]], Transport]) -> TransportKind:
+    """Make ``scheme://...`` targets build a transport with ``factory`` (re-registering replaces it)."""
+    if not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
+        raise ValueError(f"a transport scheme is lower-case letters, digits, '+', '.' or '-', but got {scheme!r}")
+    kind = TransportKind(scheme, tuple(options), factory)
+    _TRANSPORTS[scheme] = kind
+    return kind
+
+
+def transports() -> list[str]:
+    """The registered transport schemes, in registration order."""
+    return list(_TRANSPORTS)
 
 
 def parse_target(target: str) -> Transport:
-    """``local`` | ``ssh://[user@]host[:port][?opts]`` | ``adb://SERIAL[?opts]`` -> a Transport.
+    """``local`` | ``ssh://[user@]host[:port][?opts]`` | ``adb://SERIAL[?opts]`` (or a registered scheme) -> a Transport.
 
     Unknown schemes and unknown query options raise TargetError listing the valid ones.
     """
@@ -419,29 +452,41 @@ def parse_target(target: str) -> Transport:
     if target in ("local", "local://"):
         return LocalTransport(target)
     url = urlsplit(target)
-    scheme = url.scheme.lower()
-    if scheme not in SCHEMES or "://" not in target:
-        raise TargetError(f"unknown target {target!r}: the scheme must be one of {', '.join(SCHEMES)} "
+    kind = _TRANSPORTS.get(url.scheme.lower())
+    if kind is None or "://" not in target:
+        raise TargetError(f"unknown target {target!r}: the scheme must be one of {', '.join(_TRANSPORTS)} "
                           f"(e.g. 'local', 'ssh://user@host:22', 'adb://SERIAL')")
     options = parse_qs(url.query, keep_blank_values=True, strict_parsing=False) if url.query else {}
-    if scheme == "local":
-        _check_options(target, options, ("python",))
-        return LocalTransport(target, python=_last(options, "python"))
-    if scheme == "ssh":
-        _check_options(target, options, SSH_OPTIONS)
-        try:
-            port = url.port
-        except ValueError:
-            raise TargetError(f"{target}: the port must be a number in 1..65535") from None
-        if not url.hostname:
-            raise TargetError(f"{target}: no host; write ssh://user@host[:port]")
-        user = unquote(url.username) if url.username else None
-        return SshTransport(target, user, url.hostname, port, options)
-    _check_options(target, options, ADB_OPTIONS)
+    _check_options(target, options, kind.options)
+    return kind.factory(target, url, options)
+
+
+def _local(target: str, url: SplitResult, options: dict[str, list[str]]) -> Transport:
+    return LocalTransport(target, python=_last(options, "python"))
+
+
+def _ssh(target: str, url: SplitResult, options: dict[str, list[str]]) -> Transport:
+    try:
+        port = url.port
+    except ValueError:
+        raise TargetError(f"{target}: the port must be a number in 1..65535") from None
+    if not url.hostname:
+        raise TargetError(f"{target}: no host; write ssh://user@host[:port]")
+    user = unquote(url.username) if url.username else None
+    return SshTransport(target, user, url.hostname, port, options)
+
+
+def _adb(target: str, url: SplitResult, options: dict[str, list[str]]) -> Transport:
     serial = unquote(url.netloc or url.path.lstrip("/"))
     if not serial:
         raise TargetError(f"{target}: no device serial; write adb://SERIAL (see `adb devices`)")
     return AdbTransport(target, serial, options)
+
+
+register_transport("local", LOCAL_OPTIONS, _local)
+register_transport("ssh", SSH_OPTIONS, _ssh)
+register_transport("adb", ADB_OPTIONS, _adb)
+SCHEMES = tuple(_TRANSPORTS)  # the built-in ones; transports() also lists those registered later
 
 
 def _check_options(target: str, options: dict[str, list[str]], valid: tuple[str, ...]) -> None:

@@ -76,7 +76,7 @@ def write_features(model_path: str | os.PathLike, source: str | os.PathLike, out
     import numpy as np
 
     from edgetune.bench._harness import read_model_metadata
-    from edgetune.bench.runner import FEATURES_SCHEMA, features_digest
+    from edgetune._runner import FEATURES_SCHEMA, features_digest
     from edgetune.data import FeatureSpec, compute_fbank, load_audio
 
     meta, _ = read_model_metadata(Path(model_path))
@@ -99,7 +99,7 @@ def write_features(model_path: str | os.PathLike, source: str | os.PathLike, out
 
 def _load_checked(path: Path, meta: dict[str, Any]) -> dict[str, Any]:
     """The manifest of a features file, refused (ArtifactError) when edited or written for other features."""
-    from edgetune.bench.runner import IntegrityError, load_features
+    from edgetune._runner import IntegrityError, load_features
 
     try:
         manifest, _ = load_features(str(path))
@@ -127,7 +127,7 @@ def device_wer(model_path: str | os.PathLike, source: str | os.PathLike, target:
     """
     from edgetune.bench._harness import (REMOTE_MODEL, REMOTE_RUNNER, RUNNER_PATH, parse_events,
                                          read_model_metadata)
-    from edgetune.bench.runner import decode_features, file_sha256
+    from edgetune._runner import decode_features, file_sha256
 
     model_path = Path(model_path)
     meta, external = read_model_metadata(model_path, verify=verify)

@@ -92,37 +92,15 @@ def _check_inputs(config, source: str) -> None:
 
 
 def _run_workers(args: argparse.Namespace, config, study_dir: Path, runner):
-    """Worker 0 here (with the progress display), K - 1 helpers as ``edgetune search`` processes."""
-    import os
+    """``--workers K [--gpus]``: :func:`edgetune.search.run_workers`; None when a helper failed (each named)."""
+    from edgetune.search import run_workers
 
-    from edgetune.search import run_study
-    from edgetune.search._workers import WorkerPool, parse_gpus, pin_this_process, plan, worker_command
-
-    placements = plan(args.workers, parse_gpus(args.gpus))
-    # create the study (and queue the baseline) once, before several processes ask at the same time
-    run_study(config, study_dir, runner=runner, progress=False, max_new_trials=0)
-    command = worker_command(Path(args.config), study_dir, storage=args.storage, n_trials=args.n_trials,
-                             simulate=args.simulate)
-    pool = WorkerPool(placements, command, study_dir / "workers").start()
-    me = placements[0]
-    if me.gpu is not None:
-        os.environ["CUDA_VISIBLE_DEVICES"] = me.gpu
-    pin_this_process(me.cores)
-    where = ", ".join(f"{p.index}: cores {p.cores[0]}-{p.cores[-1]}" + (f" GPU {p.gpu}" if p.gpu else "")
-                      for p in placements)
-    print(f"{len(placements)} workers ({where}); helper logs in {study_dir / 'workers'}", file=sys.stderr)
-    try:
-        run_study(config, study_dir, runner=runner, progress=not args.quiet)
-    except BaseException:
-        pool.stop()
-        raise
-    if not args.quiet:
-        print(f"waiting for {len(pool.procs)} helper worker(s) to finish their trials...", file=sys.stderr)
-    failed = pool.wait()
-    summary = run_study(config, study_dir, runner=runner, progress=False, max_new_trials=0)
-    for index, rc, log in failed:
+    done = run_workers(config, study_dir, args.workers, config_path=args.config, gpus=args.gpus,
+                       storage=args.storage, n_trials=args.n_trials, simulate=args.simulate, runner=runner,
+                       progress=not args.quiet, echo=lambda msg: print(msg, file=sys.stderr))
+    for index, rc, log in done.failed:
         print(f"error: worker {index} exited with code {rc}; see {log}", file=sys.stderr)
-    return None if failed else summary
+    return None if done.failed else done.summary
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,7 +10,7 @@ scale from 20 Hz to Nyquist - 400 Hz, ``log(max(energy, FLT_EPSILON))``.
 installed (it is an edgetune dependency): then edgetune's features, and so its WER and parity
 figures, are bit for bit what sherpa-onnx computes on a phone. Without it (a board with only
 numpy and onnxruntime: this file imports nothing else, copy it beside
-``edgetune/bench/runner.py``) it falls back to :func:`numpy_fbank`, a numpy port of the same
+``edgetune/_runner.py``) it falls back to :func:`numpy_fbank`, a numpy port of the same
 algorithm that agrees with the package to ~3e-6 on average and 2e-3 at worst (float32 rounding
 in the package; tested). :class:`FeatureSpec` is the part of an exported model's metadata that
 describes the features.

@@ -2,7 +2,7 @@
 
 The reference is the exact eval-mode model that was exported (fake quantization included),
 run over the whole utterance with its chunk mask. Both see the same features, padded to whole
-chunks the way :class:`edgetune.bench.runner.StreamingModel` pads them. Greedy CTC transcripts
+chunks the way :class:`edgetune._runner.StreamingModel` pads them. Greedy CTC transcripts
 are compared; ``identical_fraction`` is the share that match exactly.
 
 Declared tolerances (the smallest identical fraction the gate accepts, and for float32 also
@@ -93,7 +93,7 @@ def check_parity(model: Any, onnx_path: str | Path, features: Sequence[np.ndarra
     """
     import torch
 
-    from edgetune.bench.runner import StreamingModel
+    from edgetune._runner import StreamingModel
 
     if not features:
         raise ParityError(f"parity check of {onnx_path} needs at least one utterance of features, got none")

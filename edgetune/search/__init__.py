@@ -28,6 +28,7 @@ from edgetune.search._config import SchedulerConfig
 from edgetune.search._study import StudySummary, TrialScheduler, run_study
 from edgetune.search._table import ReplayRun, TableRunner
 from edgetune.search._trials import front_numbers, is_finished, is_interrupted, recover_interrupted
+from edgetune.search._workers import WorkersRun, run_workers
 
 __all__ = [
     "CONFIG_VERSION",
@@ -54,6 +55,7 @@ __all__ = [
     "StudySummary",
     "TableRunner",
     "TrialScheduler",
+    "WorkersRun",
     "config_from_yaml",
     "config_to_yaml",
     "front_numbers",
@@ -65,5 +67,6 @@ __all__ = [
     "open_study",
     "recover_interrupted",
     "run_study",
+    "run_workers",
     "save_config",
 ]

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any, Mapping
 
+from edgetune._storage import mask_url
 from edgetune.errors import ConfigError
 from edgetune.knobs import TrainSettings
 from edgetune.search._metrics import METRICS, Budget, check_objectives
@@ -402,14 +402,6 @@ class StudyConfig:
             if a.get(key, "<absent>") != b.get(key, "<absent>"):
                 out.append(f"{key}: {a.get(key, '<absent>')!r} -> {b.get(key, '<absent>')!r}")
         return out
-
-
-MASK = "***"
-
-
-def mask_url(url: str) -> str:
-    """Hide a password in a storage URL (printed and saved configs never hold one)."""
-    return re.sub(r"(://[^:/@]+:)[^@]+@", rf"\1{MASK}@", url)
 
 
 def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:

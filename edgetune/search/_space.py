@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from edgetune.errors import ConfigError
+from edgetune.errors import ConfigError, KeyConfigError
 from edgetune.knobs import BITS, Knobs, Observer, PruneSchedule
 
 
@@ -32,15 +32,6 @@ class SuggestTrial(Protocol):
     def suggest_float(
         self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
     ) -> float: ...
-
-
-class KeyConfigError(ConfigError):
-    """A ConfigError that knows the key path (``space.sparsity.high``) it is about."""
-
-    def __init__(self, path: str, message: str) -> None:
-        self.path = path
-        self.detail = message
-        super().__init__(f"{path}: {message}" if path else message)
 
 
 def _as_number(path: str, value: Any) -> float:

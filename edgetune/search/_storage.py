@@ -10,21 +10,19 @@ refused whichever of the two it meets first.
 
 from __future__ import annotations
 
-import errno
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edgetune._attrs import CONFIG_ATTR
+from edgetune._storage import MASK, journal_storage, mask_url, repair_journal, sqlalchemy_url, url_storage
 from edgetune.errors import ConfigError, StudyError
-from edgetune.search._config import MASK, StudyConfig, load_config, mask_url, save_config
+from edgetune.search._config import StudyConfig, load_config, save_config
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
 
 JOURNAL_NAME = "journal.log"
-HEARTBEAT_INTERVAL_S = 30
-HEARTBEAT_GRACE_S = 120
 
 
 @dataclass(frozen=True)
@@ -56,114 +54,23 @@ class StudyPaths:
         return self.trial_dir(number) / "model.onnx"
 
 
-def sqlalchemy_url(url: str) -> str:
-    """Pick the installed PostgreSQL driver for a bare ``postgresql://`` URL.
-
-    SQLAlchemy 2.1 maps ``postgresql://`` to psycopg 3; edgetune's ``postgres`` extra installs
-    psycopg2. An explicit ``postgresql+driver://`` is left alone.
-    """
-    import importlib.util
-
-    for bare in ("postgresql://", "postgres://"):
-        if url.startswith(bare):
-            if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
-                return "postgresql+psycopg2://" + url[len(bare):]
-            return "postgresql://" + url[len(bare):]
-    return url
-
-
 def storage_description(config: StudyConfig, paths: StudyPaths) -> str:
     return mask_url(config.storage) if config.storage else f"journal file {paths.journal}"
-
-
-def _rdb_storage(url: str, attempts: int = 6) -> "optuna.storages.RDBStorage":
-    """An RDB storage with a heartbeat. Workers starting together on a fresh database race to
-    create its tables (one gets an IntegrityError); the losers retry after a short pause."""
-    import random
-    import time
-    import warnings
-
-    import optuna
-
-    for attempt in range(attempts):
-        try:
-            with warnings.catch_warnings():  # heartbeat_interval is "experimental" since optuna 2.9
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(
-                    sqlalchemy_url(url), heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=HEARTBEAT_GRACE_S
-                )
-        except Exception as exc:
-            if attempt == attempts - 1 or type(exc).__name__ not in ("IntegrityError", "ProgrammingError"):
-                raise
-            time.sleep(0.2 + random.random() * (attempt + 1))
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def open_storage(config: StudyConfig, paths: StudyPaths) -> "optuna.storages.BaseStorage":
     """The Optuna storage of a study (journal file by default), or a StudyError naming the URL."""
     if config.storage is None:
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-        paths.root.mkdir(parents=True, exist_ok=True)
-        repair_journal(paths.journal)
-        return JournalStorage(JournalFileBackend(str(paths.journal)))
+        return journal_storage(paths.journal)
     url = config.storage
     try:
-        if url.startswith(("journal:", "journal+file:")):
-            from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-            return JournalStorage(JournalFileBackend(url.split(":", 1)[1]))
-        return _rdb_storage(url)
+        return url_storage(url)
     except Exception as exc:  # sqlalchemy/driver errors carry no common base
         raise StudyError(
             f"cannot open study storage {mask_url(url)}: {type(exc).__name__}: {exc}. "
             "Fix: check the URL, that the database server is reachable, and that its driver "
             "is installed (pip install 'edgetune[postgres]' for postgresql://)"
         ) from None
-
-
-def repair_journal(path: Path) -> int:
-    """Drop a half-written last line (a process killed mid-append); return bytes removed.
-
-    Optuna's journal reader skips an unterminated last line, but the next append would land
-    after it and make every later line unreadable. Done under the journal's own lock.
-    """
-    if not path.exists() or path.stat().st_size == 0 or _ends_with_newline(path):
-        return 0  # nothing to repair: no lock taken, so a read-only study can still be read
-    from optuna.storages.journal import JournalFileSymlinkLock
-
-    lock = JournalFileSymlinkLock(str(path))
-    try:
-        lock.acquire()
-    except OSError as exc:
-        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-            return 0  # read-only: nobody can append here, and the reader skips the partial line
-        raise
-    try:
-        with open(path, "rb+") as f:
-            size = f.seek(0, 2)
-            f.seek(max(0, size - 1))
-            if f.read(1) == b"\n":
-                return 0
-            keep, end = 0, size
-            while end > 0:  # search backwards for the last complete line
-                start = max(0, end - (1 << 16))
-                f.seek(start)
-                block = f.read(end - start)
-                if b"\n" in block:
-                    keep = start + block.rfind(b"\n") + 1
-                    break
-                end = start
-            f.truncate(keep)
-            return size - keep
-    finally:
-        lock.release()
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with open(path, "rb") as f:
-        f.seek(-1, 2)
-        return f.read(1) == b"\n"
 
 
 def check_study_dir(config: StudyConfig, paths: StudyPaths) -> StudyConfig | None:
@@ -266,4 +173,5 @@ __all__ = [
     "open_storage",
     "open_study",
     "repair_journal",
+    "sqlalchemy_url",
 ]

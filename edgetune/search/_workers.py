@@ -16,7 +16,8 @@ Placement, per worker ``i``:
   bandwidth with busy neighbours; re-measure the chosen model alone (``edgetune bench``)
   for figures to quote.
 
-Each quiet worker logs to ``<study dir>/workers/worker-<i>.log``.
+Each quiet worker logs to ``<study dir>/workers/worker-<i>.log``. :func:`run_workers` is the
+whole launch (the CLI only parses its flags and prints the outcome).
 """
 
 from __future__ import annotations
@@ -28,10 +29,14 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
+from edgetune._storage import ENV_WORKER  # "i/K" in a worker's environment
 from edgetune.errors import ConfigError
 
-ENV_WORKER = "EDGETUNE_WORKER"  # "i/K" in a worker's environment
+if TYPE_CHECKING:  # pragma: no cover
+    from edgetune.search._config import StudyConfig
+    from edgetune.search._study import StudySummary
 
 
 @dataclass(frozen=True)
@@ -178,5 +183,49 @@ class WorkerPool:
                 proc.wait()
 
 
-__all__ = ["ENV_WORKER", "Placement", "WorkerPool", "available_cores", "parse_gpus", "pin_this_process", "plan",
-           "worker_command"]
+@dataclass(frozen=True)
+class WorkersRun:
+    """What :func:`run_workers` leaves: the study once every worker ended, and the helpers that failed."""
+
+    summary: "StudySummary"
+    failed: list[tuple[int, int, Path]]  # (worker index, exit code, log file)
+
+
+def run_workers(config: "StudyConfig", study_dir: str | os.PathLike, workers: int, *, config_path: str | os.PathLike,
+                gpus: str | None = None, storage: str | None = None, n_trials: int | None = None,
+                simulate: float | None = None, runner: Any = None, progress: bool = True,
+                echo: Callable[[str], None] | None = None) -> WorkersRun:
+    """Run ``workers`` processes on one study: worker 0 here (with the progress display when
+    ``progress``), K - 1 quiet helpers as ``edgetune search`` processes on ``config_path`` with the
+    same overrides (``storage``, ``n_trials``, ``simulate``). ``echo`` receives the placement line
+    and, with ``progress``, the wait notice. Ctrl-C (or any error) here stops the helpers."""
+    from edgetune.search._study import run_study
+
+    study_dir = Path(study_dir)
+    say = echo or (lambda _msg: None)
+    placements = plan(workers, parse_gpus(gpus))
+    # create the study (and queue the baseline) once, before several processes ask at the same time
+    run_study(config, study_dir, runner=runner, progress=False, max_new_trials=0)
+    command = worker_command(Path(config_path), study_dir, storage=storage, n_trials=n_trials, simulate=simulate)
+    pool = WorkerPool(placements, command, study_dir / "workers").start()
+    me = placements[0]
+    if me.gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = me.gpu
+    pin_this_process(me.cores)
+    where = ", ".join(f"{p.index}: cores {p.cores[0]}-{p.cores[-1]}" + (f" GPU {p.gpu}" if p.gpu else "")
+                      for p in placements)
+    say(f"{len(placements)} workers ({where}); helper logs in {study_dir / 'workers'}")
+    try:
+        run_study(config, study_dir, runner=runner, progress=progress)
+    except BaseException:
+        pool.stop()
+        raise
+    if progress:
+        say(f"waiting for {len(pool.procs)} helper worker(s) to finish their trials...")
+    failed = pool.wait()
+    summary = run_study(config, study_dir, runner=runner, progress=False, max_new_trials=0)
+    return WorkersRun(summary, failed)
+
+
+__all__ = ["ENV_WORKER", "Placement", "WorkerPool", "WorkersRun", "available_cores", "parse_gpus", "pin_this_process",
+           "plan", "run_workers", "worker_command"]

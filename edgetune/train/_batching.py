@@ -1,7 +1,7 @@
 """Examples, length-bucketed batches and padding for CTC training.
 
 Batches are padded with the fbank value of silence (``log(FLT_EPSILON)``) up to a whole
-number of chunks, exactly as :class:`edgetune.bench.runner.StreamingModel` pads the last
+number of chunks, exactly as :class:`edgetune._runner.StreamingModel` pads the last
 chunk of an utterance at inference; the CTC input length of each example covers its own
 padded chunks, so training sees what streaming inference produces.
 """
