@@ -144,8 +144,11 @@ def recover_interrupted(study: Any, log: Any = print) -> list[int]:
         pid, where = t.user_attrs.get("pid"), t.user_attrs.get("host")
         if where != host or pid is None or _alive(int(pid)):
             continue
-        study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)  # no public API marks another's trial
-        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        try:  # the FAIL is the claim: a worker that lost the race to another one leaves the retry to it
+            study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)  # no public API marks another's trial
+            study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        except (RuntimeError, ValueError):
+            continue
         if t.params:
             study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
         gone.append(t.number)
