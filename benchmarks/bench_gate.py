@@ -38,6 +38,19 @@ from edgetune.bench._check import (DEFAULT_DETECT_PCT, DEFAULT_MIN_EFFECT_PCT, R
 MIN_EFFECTS = (3.0, 4.0, 5.0, 6.0, 7.0)
 
 
+def load_recording(path: str) -> dict:
+    """A recording of record_gate_history.py; samples stored as integers of ``sample_unit_ms``
+    (a compact form of long recordings) come back as milliseconds."""
+    rec = json.loads(Path(path).read_text())
+    unit = rec.get("sample_unit_ms")
+    if unit:
+        for r in rec["rounds"]:
+            for key in ("samples_ms", "reference_samples_ms"):
+                if key in r:
+                    r[key] = [v * unit for v in r[key]]
+    return rec
+
+
 def as_results(rounds: list[dict], name: str, normalized: bool) -> Results:
     """A bench result of several rounds, as `edgetune bench --rounds N [--reference]` writes it."""
     bench = {"latency_ms": {}, "rounds": len(rounds), "target": "local",
@@ -145,7 +158,7 @@ def main() -> int:
     for name, path, normalized in sources:
         if not Path(path).exists():
             continue
-        rec = json.loads(Path(path).read_text())
+        rec = load_recording(path)
         a = [r for r in rec["rounds"] if r["model"] == "A"]
         b = [r for r in rec["rounds"] if r["model"] == "B"]
         print(f"{name}: {len(a)} + {len(b)} rounds from {path}", flush=True)
