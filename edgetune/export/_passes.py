@@ -207,6 +207,21 @@ def convert_fp16(model: onnx.ModelProto) -> int:
     return n
 
 
+def rewire(model: onnx.ModelProto, inputs: list, outputs: list, nodes: list, initializers: list) -> None:
+    """Give the main graph new inputs, outputs and nodes (and more initializers), then the lowest
+    IR version its opsets allow: a signature adapter wraps the graph this way."""
+    g = model.graph
+    del g.input[:]
+    g.input.extend(inputs)
+    del g.output[:]
+    g.output.extend(outputs)
+    del g.node[:]
+    g.node.extend(nodes)
+    g.initializer.extend(initializers)
+    model.ir_version = max(min(model.ir_version, onnx.IR_VERSION), helper.find_min_ir_version_for(
+        list(model.opset_import)))
+
+
 def set_metadata(model: onnx.ModelProto, props: dict[str, str]) -> None:
     """Write ``props`` into metadata_props (replacing existing keys)."""
     keep = [p for p in model.metadata_props if p.key not in props]

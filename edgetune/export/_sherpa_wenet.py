@@ -174,16 +174,9 @@ def adapt_wenet(model: Any, layers: list["SherpaLayer"], geo: WenetGeometry, spe
     new_outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, logits_dims),
                    helper.make_tensor_value_info("new_attn_cache", TensorProto.FLOAT, list(geo.attn_shape)),
                    helper.make_tensor_value_info("new_conv_cache", TensorProto.FLOAT, list(geo.conv_shape))]
-    nodes = pre + list(g.node) + post
-    del g.input[:]
-    g.input.extend(new_inputs)
-    del g.output[:]
-    g.output.extend(new_outputs)
-    del g.node[:]
-    g.node.extend(nodes)
-    g.initializer.extend(inits)
-    model.ir_version = max(min(model.ir_version, onnx.IR_VERSION), helper.find_min_ir_version_for(
-        list(model.opset_import)))
+    from edgetune.export._passes import rewire
+
+    rewire(model, new_inputs, new_outputs, pre + list(g.node) + post, inits)
 
 
 def wenet_caches(geo: WenetGeometry) -> list[CacheSpec]:

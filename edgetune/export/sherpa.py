@@ -260,16 +260,9 @@ def _adapt(model: Any, layers: list[SherpaLayer], left: int, enc_chunk: int, spe
     logits = old_outputs[spec.logits_output]
     new_outputs = [logits] + [helper.make_tensor_value_info(s.output, elem[s.dtype], list(s.shape)) for s in states]
     # the old cache_mask output is no longer needed: the mask lives in processed_lens
-    nodes = pre + list(g.node) + post
-    del g.input[:]
-    g.input.extend(new_inputs)
-    del g.output[:]
-    g.output.extend(new_outputs)
-    del g.node[:]
-    g.node.extend(nodes)
-    g.initializer.extend(inits)
-    model.ir_version = max(min(model.ir_version, onnx.IR_VERSION), helper.find_min_ir_version_for(
-        list(model.opset_import)))
+    from edgetune.export._passes import rewire
+
+    rewire(model, new_inputs, new_outputs, pre + list(g.node) + post, inits)
 
 
 def _batch_over_scan(model: Any, states: list[CacheSpec]) -> None:
