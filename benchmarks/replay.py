@@ -72,7 +72,7 @@ if str(REPO) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(REPO))
 
 from edgetune.errors import ConfigError, DataError  # noqa: E402
-from edgetune.report._pareto import hypervolume, pareto_mask  # noqa: E402
+from edgetune._pareto import hypervolume, pareto_mask  # noqa: E402
 from edgetune.search import Budget, StudyConfig, TableRunner  # noqa: E402
 
 if str(REPO / "benchmarks") not in sys.path:

@@ -38,3 +38,14 @@ def train_data(n: int, seed: int = 0) -> list[Example]:
         feats = torch.randn(frames, 80, generator=g) + (2.0 if word.startswith("a") else -2.0)
         out.append(Example(feats, [VOCAB.index(c) for c in word], word, group=f"g{i % 2}"))
     return out
+
+
+def tiny_test_audio() -> list:
+    """Four real test utterances of the tiny corpus and a 0.3 s noise burst (shorter than two
+    chunks): what the sherpa-onnx decode tests feed every exported model."""
+    import numpy as np
+
+    from edgetune.data import load_dataset
+
+    noise = (0.05 * np.random.default_rng(0).standard_normal(4800)).astype(np.float32)
+    return list(load_dataset("tiny", progress=False).test[:4]) + [noise]

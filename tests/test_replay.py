@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from edgetune.errors import ConfigError, DataError
-from edgetune.report._pareto import hypervolume
+from edgetune._pareto import hypervolume
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_GRID = dict(bits=(8, 32), sparsity=(0.0, 0.5), depth_multiplier=(0.5, 1.0), chunk_ms=(160, 640))

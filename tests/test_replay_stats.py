@@ -13,7 +13,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from replay_stats import attainment_surfaces, mann_whitney_greater, quartiles  # noqa: E402
 
-from edgetune.report._pareto import hypervolume  # noqa: E402
+from edgetune._pareto import hypervolume  # noqa: E402
 
 
 def test_quartiles_and_iqr() -> None:

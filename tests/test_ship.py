@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _helpers import tiny_test_audio
 
 pytest.importorskip("sherpa_onnx", reason="sherpa-onnx is in the dev and ship extras")
 
@@ -45,11 +46,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def audio() -> list:
-    """Four real test utterances of the tiny corpus and a 0.3 s noise burst (shorter than two chunks)."""
-    from edgetune.data import load_dataset
-
-    noise = (0.05 * np.random.default_rng(0).standard_normal(4800)).astype(np.float32)
-    return list(load_dataset("tiny", progress=False).test[:4]) + [noise]
+    return tiny_test_audio()
 
 
 @pytest.mark.parametrize("name", list(MODELS))

@@ -397,7 +397,7 @@ def _check_same_logits(source: Path, shipped: Path, spec: StreamingSpec, info: d
     (so the mask computed from processed_lens, or sherpa's attn_mask, saturates): the logits must
     agree up to float rounding (the adapter only moves tensors). wenet_ctc: the shipped file gets
     the features sherpa's x32768 samples give, on a grid where the scale round-trips exactly."""
-    from edgetune.bench.runner import StreamingModel
+    from edgetune._runner import StreamingModel
     from edgetune.export._sherpa_wenet import WenetRunner
 
     a = StreamingModel(str(source))

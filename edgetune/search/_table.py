@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from edgetune.errors import ConfigError, DataError, ParityError
 from edgetune.knobs import Knobs, TrainSettings
-from edgetune.search._files import atomic_write_bytes, atomic_write_text
+from edgetune._io import atomic_write_bytes, atomic_write_text
 
 if TYPE_CHECKING:  # pragma: no cover
     from edgetune.search._config import StudyConfig

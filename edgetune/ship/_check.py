@@ -3,7 +3,7 @@
 :func:`ship_check` writes the sherpa-onnx files (:func:`edgetune.export.sherpa.export_sherpa`),
 decodes every wave with sherpa-onnx's Python API in a subprocess (a bad model ends sherpa's
 process with exit code 255, so it must never run in ours), and decodes the same waves with
-edgetune's own runner (:class:`edgetune.bench.runner.StreamingModel`) on the **source** file.
+edgetune's own runner (:class:`edgetune._runner.StreamingModel`) on the **source** file.
 
 Both sides see the same input: sherpa computes Kaldi fbank of the wave plus
 ``tail_padding_samples`` zeros and runs chunk ``k`` only while ``k * T + T < frames``; the
@@ -254,7 +254,7 @@ def ship_check(model_path: str | os.PathLike, audio: Sequence[Any], out_dir: str
     Raises ShipError when sherpa-onnx cannot load or run the model, ExportError when the file
     cannot be converted.
     """
-    from edgetune.bench.runner import StreamingModel
+    from edgetune._runner import StreamingModel
     from edgetune.data import FeatureSpec, compute_fbank
     from edgetune.export.parity import _edit_distance
     from edgetune.export.sherpa import export_sherpa, tail_padding_samples
