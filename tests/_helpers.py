@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -49,3 +51,25 @@ def tiny_test_audio() -> list:
 
     noise = (0.05 * np.random.default_rng(0).standard_normal(4800)).astype(np.float32)
     return list(load_dataset("tiny", progress=False).test[:4]) + [noise]
+
+
+def kill_mid_trial(pid: int, running: Callable[[], list]) -> Any | None:
+    """SIGKILL the worker ``pid`` while ``running()`` (a fresh read of the storage) shows it holding a
+    trial, and return that trial; ``None`` if it was between trials (it is then left running).
+
+    The worker is frozen with SIGSTOP before the second read, so it cannot finish the trial between
+    the read and the kill (reading, then killing, once aimed at a trial already COMPLETE)."""
+    import os
+    import signal
+
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        mine = running()
+    except BaseException:
+        os.kill(pid, signal.SIGCONT)
+        raise
+    if mine:
+        os.kill(pid, signal.SIGKILL)
+        return mine[0]
+    os.kill(pid, signal.SIGCONT)
+    return None

@@ -31,6 +31,8 @@ from typing import Any
 
 import pytest
 
+from _helpers import kill_mid_trial
+
 from edgetune.search import StudyPaths, config_from_yaml, config_to_yaml, is_finished, is_interrupted, open_study
 
 REPO = Path(__file__).resolve().parents[1]
@@ -116,6 +118,12 @@ class Workers:
             pass
 
 
+def victims_running(trials: list[Any], pid: int) -> list[Any]:
+    """The trials the worker with this pid has claimed and not finished."""
+    return [t for t in trials if t.state.name == "RUNNING" and "knobs" in t.user_attrs
+            and t.user_attrs.get("worker", {}).get("pid") == pid]
+
+
 @pytest.fixture
 def workers(tmp_path: Path, postgres_url: str):
     made: list[Workers] = []
@@ -195,11 +203,10 @@ def test_sigkilled_worker_trial_is_failed_and_retried(workers, victim_host: str)
     while killed is None and time.monotonic() < deadline and victim.poll() is None:
         time.sleep(0.1)
         trials = w.trials()
-        mine = [t for t in trials if t.state.name == "RUNNING" and "knobs" in t.user_attrs
-                and t.user_attrs.get("worker", {}).get("pid") == victim.pid]
-        if mine and sum(is_finished(t) for t in trials) >= 1:
-            os.kill(victim.pid, signal.SIGKILL)
-            killed = mine[0].number
+        if not victims_running(trials, victim.pid) or sum(is_finished(t) for t in trials) < 1:
+            continue
+        trial = kill_mid_trial(victim.pid, lambda: victims_running(w.trials(), victim.pid))
+        killed = None if trial is None else trial.number
     assert killed is not None, "the victim finished or stalled before it could be killed"
     assert victim.wait(timeout=10) == -signal.SIGKILL
     if victim_host != "here":

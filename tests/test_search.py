@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from _helpers import kill_mid_trial
+
 from edgetune._io import sha256_file
 from edgetune.errors import ParityError, StudyError, TrainingError
 from edgetune.search import (
@@ -250,6 +252,10 @@ run_study(load_config(sys.argv[1]), sys.argv[2], runner=SimulatedRunner(epoch_de
 """
 
 
+def running(trials: list) -> list:
+    return [t for t in trials if t.state.name == "RUNNING" and "knobs" in t.user_attrs]
+
+
 def test_search_killed_with_sigkill_resumes_without_duplicates_or_losses(tmp_path: Path) -> None:
     config = cfg(10)
     cfg_file = tmp_path / "study.in.yaml"
@@ -265,10 +271,11 @@ def test_search_killed_with_sigkill_resumes_without_duplicates_or_losses(tmp_pat
             if not (study_dir / "study.yaml").exists():
                 continue
             trials = load(config, study_dir).get_trials()
-            running = [t for t in trials if t.state.name == "RUNNING" and "knobs" in t.user_attrs]
-            if sum(is_finished(t) for t in trials) >= 3 and running:
-                os.kill(proc.pid, signal.SIGKILL)
-                killed_number = running[0].number
+            if sum(is_finished(t) for t in trials) < 3 or not running(trials):
+                continue
+            trial = kill_mid_trial(proc.pid, lambda: running(load(config, study_dir).get_trials()))
+            if trial is not None:
+                killed_number = trial.number
                 break
     finally:
         if proc.poll() is None and killed_number is None:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from _helpers import kill_mid_trial
+
 from edgetune.errors import ConfigError
 from edgetune.search._workers import parse_gpus, plan, worker_command
 
@@ -206,9 +208,9 @@ def test_a_killed_helpers_trial_is_requeued_at_once_and_the_study_finishes(tmp_p
     try:
         helper = _wait_for(lambda: (_helpers(launcher.pid) or [None])[0])
         assert helper is not None, "no helper worker started"
-        victim = _wait_for(lambda: _running_trial_of(study_dir, helper.pid))
+        victim = _wait_for(lambda: _running_trial_of(study_dir, helper.pid) and kill_mid_trial(
+            helper.pid, lambda: [t for t in [_running_trial_of(study_dir, helper.pid)] if t]), poll_s=0.1)
         assert victim is not None, "the helper never started a trial"
-        helper.send_signal(signal.SIGKILL)
         out, err = launcher.communicate(timeout=180)
     finally:
         if launcher.poll() is None:
