@@ -127,6 +127,56 @@ def test_int4_graph_stores_int4_weights(exported):
     assert meta["weight_storage"] == "int4"
 
 
+def test_primitive_layernorm_copy_is_not_fused_back_by_ort(exported, tmp_path):
+    """The fused LayerNormalization kernel differs by ~1e-6 between ONNX Runtime versions, enough to
+    move a quantized model's logits (sherpa-onnx bundles its own ORT). ``primitive_layernorm_copy``
+    writes it in primitive ops; ORT's optimizer must not rebuild the fused node (it does from Pow)."""
+    import onnxruntime as ort
+
+    from edgetune.export.sherpa import primitive_layernorm_copy
+
+    for bits in (8, 4):
+        assert "LayerNormalization" in {n.op_type for n in onnx.load(str(exported[bits])).graph.node}
+        copy = tmp_path / f"m{bits}-primitive.onnx"
+        assert primitive_layernorm_copy(exported[bits], copy) >= 2 * ARCH["n_layers"]
+        ops = [n.op_type for n in onnx.load(str(copy)).graph.node]
+        assert "LayerNormalization" not in ops and ops.count("Sqrt") >= 2 * ARCH["n_layers"]
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.optimized_model_filepath = str(tmp_path / f"opt{bits}.onnx")
+        ort.InferenceSession(str(copy), so, providers=["CPUExecutionProvider"])
+        optimized = {n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node}
+        assert "LayerNormalization" not in optimized
+        a, b = StreamingModel(str(exported[bits])), StreamingModel(str(copy))  # the copy verifies and runs
+        feats = _feats(1)[0]
+        assert a.run_utterance(feats).shape == b.run_utterance(feats).shape
+
+
+def test_decomposed_layernorm_computes_layernorm() -> None:
+    from onnx import helper
+
+    from edgetune.export._passes import decompose_layernorm
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 5, 16)).astype(np.float32) * 3 + 1
+    scale, bias = rng.standard_normal(16).astype(np.float32), rng.standard_normal(16).astype(np.float32)
+    for opset in (17, 21):
+        graph = helper.make_graph(
+            [helper.make_node("LayerNormalization", ["x", "s", "b"], ["y"], axis=-1, epsilon=1e-5)], "ln",
+            [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 5, 16])],
+            [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [2, 5, 16])],
+            [onnx.numpy_helper.from_array(scale, "s"), onnx.numpy_helper.from_array(bias, "b")])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+        assert decompose_layernorm(model) == 1
+        onnx.checker.check_model(model, full_check=True)
+        import onnxruntime as ort
+
+        (y,) = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+        want = torch.nn.functional.layer_norm(torch.from_numpy(x), (16,), torch.from_numpy(scale),
+                                              torch.from_numpy(bias), 1e-5).numpy()
+        np.testing.assert_allclose(y, want, atol=2e-6)
+
+
 def test_quantized_files_load_and_run_in_ort(exported):
     for bits in (8, 4):
         stream = StreamingModel(str(exported[bits]))

@@ -68,6 +68,44 @@ def test_sherpa_decodes_the_tokens_of_edgetunes_runner(models, audio, tmp_path, 
     assert json.loads((out / "ship.json").read_text()) == r
 
 
+def test_primitive_layernorm_ships_a_stamped_copy_sherpa_decodes_exactly(models, audio, tmp_path):
+    """--layernorm primitive: the shipped graph has no LayerNormalization node (so sherpa's bundled
+    ONNX Runtime computes the same floats as this one), the copy names its source, and sherpa's tokens
+    are compared with both the copy and the study's own file."""
+    import hashlib
+
+    import onnx
+
+    from edgetune.errors import ShipError
+    from edgetune.export.metadata import METADATA_KEY
+    from edgetune.ship import ship_check
+
+    out = tmp_path / "ship"
+    r = ship_check(models["int4"], audio, out, min_identical=0.8, layernorm="primitive")
+    assert r["layernorm"] == "primitive" and r["study_file"] == str(models["int4"])
+    assert r["identical_kaldi_fbank_fraction"] == 1.0 and r["passed"], r["mismatches"]
+    assert 0.0 <= r["identical_to_study_file_fraction"] <= 1.0
+    copy = onnx.load(r["source"])
+    assert "LayerNormalization" not in {n.op_type for n in copy.graph.node}
+    def ops(graph) -> set[str]:  # the batched file runs the chunk graph inside a Scan
+        found = {n.op_type for n in graph.node}
+        for n in graph.node:
+            for a in n.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    found |= ops(a.g)
+        return found
+
+    shipped_ops = ops(onnx.load(r["model"]).graph)
+    assert "Scan" in shipped_ops and "LayerNormalization" not in shipped_ops and "Sqrt" in shipped_ops
+    extra = json.loads({p.key: p.value for p in copy.metadata_props}[METADATA_KEY])["extra"]
+    assert extra["layernorm"]["mode"] == "primitive" and extra["layernorm"]["rewritten_nodes"] >= 2
+    assert extra["layernorm"]["source_sha256"] == hashlib.sha256(models["int4"].read_bytes()).hexdigest()
+    fused = ship_check(models["int4"], audio[:1], tmp_path / "fused", min_identical=0.0, batch=1)
+    assert fused["layernorm"] == "fused" and fused["identical_to_study_file_fraction"] is None
+    with pytest.raises(ShipError, match="layernorm must be one of fused, primitive"):
+        ship_check(models["int4"], audio, tmp_path / "bad", layernorm="exact")
+
+
 @pytest.mark.parametrize("name", ["int8-pruned", "int4"])
 def test_shipped_file_keeps_the_integer_weights(models, tmp_path, name):
     import onnx

@@ -19,7 +19,7 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
 def register(subparsers) -> None:
-    from edgetune.export.sherpa import MODEL_TYPES
+    from edgetune.export.sherpa import LAYERNORM_MODES, MODEL_TYPES
 
     p = subparsers.add_parser(
         "ship", help="export a model for sherpa-onnx and check its transcripts there",
@@ -48,6 +48,10 @@ def register(subparsers) -> None:
     p.add_argument("--batch", type=int, default=4,
                    help="also decode this many streams per sherpa decode_streams call and require the "
                         "one-stream tokens (default 4; 1: one stream at a time only)")
+    p.add_argument("--layernorm", choices=LAYERNORM_MODES, default=LAYERNORM_MODES[0],
+                   help="fused (default): ship the study's file as it is; primitive: rewrite LayerNormalization "
+                        "in primitive ops first, so the logits are the same in every ONNX Runtime version "
+                        "(sherpa-onnx bundles its own; costs chunk latency, see the README)")
     p.add_argument("--json", action="store_true", help="print the whole ship.json result")
     p.set_defaults(func=run)
 
@@ -79,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         from edgetune.ship._front import ship_front
 
         summary = ship_front(args.front, args.out, limit=args.limit, min_identical=args.min_identical,
-                             batch=args.batch, model_type=args.model_type)
+                             batch=args.batch, model_type=args.model_type, layernorm=args.layernorm)
         print(f"front of {summary['study']}: {sum(r['passed'] for r in summary['models'])}/{len(summary['models'])} "
               f"models pass in sherpa-onnx; wrote {Path(args.out) / 'ship-front.json'}")
         return 0 if summary["all_passed"] else 1
@@ -94,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None:
         audio = audio[:max(1, args.limit)]
     result = ship_check(args.model, audio, args.out, min_identical=args.min_identical, threads=args.threads,
-                        batch=args.batch, model_type=args.model_type)
+                        batch=args.batch, model_type=args.model_type, layernorm=args.layernorm)
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     else:
@@ -106,6 +110,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {result['near_tie_mismatches']} differ only on near ties (sherpa's ONNX Runtime "
                   f"{result['sherpa_onnxruntime']} vs {result['onnxruntime']} here), "
                   f"{result['unexplained_mismatches']} otherwise; passed by: {result['passed_by']}")
+            if result["layernorm"] == "fused":
+                print("  --layernorm primitive ships a copy whose logits do not depend on the ONNX Runtime version")
+        if result["identical_to_study_file_fraction"] is not None:
+            print(f"  layernorm primitive: sherpa's tokens equal the study file's (fused, this ONNX Runtime) on "
+                  f"{result['identical_to_study_file_fraction']:.3f} of the utterances")
         if result["sample_scale_feature_error"] is not None:
             rec = result["recognizer"]
             print(f"  wenet_ctc: build the recognizer with chunk_size={rec['chunk_size']}, "

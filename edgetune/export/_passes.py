@@ -7,6 +7,9 @@
   the deployment size.
 - :func:`convert_fp16`: a real float16 model: every float initializer/constant and every
   internal tensor in float16, float32 graph inputs/outputs through Casts at the edges.
+- :func:`decompose_layernorm`: ``LayerNormalization`` as ReduceMean/Sub/Mul/Sqrt/Div, in a form
+  ONNX Runtime does not fuse back, so a quantized model gives the same logits in every ORT
+  version (see the function).
 - :func:`set_metadata`, :func:`save_atomic`.
 """
 
@@ -117,6 +120,64 @@ def fold_weight_quant(model: onnx.ModelProto, *, int4: bool = False) -> dict[str
     graph.initializer.extend(new_inits)
     remove_unused(model)
     return dict(counts)
+
+
+def decompose_layernorm(model: onnx.ModelProto) -> int:
+    """Replace every ``LayerNormalization`` node by ``(x - mean) / sqrt(mean((x - mean)^2) + eps)
+    * scale + bias`` in primitive ops; returns how many were replaced.
+
+    Why: the fused LayerNormalization kernel changed between ONNX Runtime 1.29 and 1.30 by about
+    1e-6. In a quantized model a QuantizeLinear that lands on a rounding boundary turns that into a
+    whole int8 step, which can flip a near-tied frame: sherpa-onnx 2.0.1 (which bundles ORT 1.28.2)
+    then decoded 59 of 60 smoke utterances like edgetune's ORT 1.32 (reports/smoke/ship-int4.md).
+    The square is a Mul, not a Pow: ORT's LayerNormFusion matches ``Pow(d, 2)`` and would rebuild the
+    fused node. The primitive kernels give the same floats in ORT 1.28 and 1.32.
+    """
+    graph = model.graph
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 17)
+    nodes: list[onnx.NodeProto] = []
+    inits: list[onnx.TensorProto] = []
+    axes = "edgetune_ln_axes"
+    replaced = 0
+    for i, node in enumerate(graph.node):
+        if node.op_type != "LayerNormalization":
+            nodes.append(node)
+            continue
+        axis = _attr(node, "axis", -1)
+        if axis != -1 or any(node.output[1:]):
+            raise ValueError(f"LayerNormalization over axis {axis} or with Mean/InvStdDev outputs is not supported")
+        eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
+        x, scale = node.input[0], node.input[1]
+        bias = node.input[2] if len(node.input) > 2 else ""
+        p = f"edgetune_ln{i}_"
+        inits.append(numpy_helper.from_array(np.array(eps, np.float32), p + "eps"))
+
+        def mean(src: str, dst: str) -> onnx.NodeProto:
+            if opset >= 18:  # axes became an input in opset 18
+                return helper.make_node("ReduceMean", [src, axes], [dst], keepdims=1)
+            return helper.make_node("ReduceMean", [src], [dst], axes=[-1], keepdims=1)
+
+        y = node.output[0]
+        nodes += [
+            mean(x, p + "mean"),
+            helper.make_node("Sub", [x, p + "mean"], [p + "d"]),
+            helper.make_node("Mul", [p + "d", p + "d"], [p + "sq"]),
+            mean(p + "sq", p + "var"),
+            helper.make_node("Add", [p + "var", p + "eps"], [p + "ve"]),
+            helper.make_node("Sqrt", [p + "ve"], [p + "std"]),
+            helper.make_node("Div", [p + "d", p + "std"], [p + "n"]),
+            helper.make_node("Mul", [p + "n", scale], [p + "ns" if bias else y]),
+        ]
+        if bias:
+            nodes.append(helper.make_node("Add", [p + "ns", bias], [y]))
+        replaced += 1
+    if replaced:
+        if opset >= 18:
+            inits.append(numpy_helper.from_array(np.array([-1], np.int64), axes))
+        del graph.node[:]
+        graph.node.extend(nodes)
+        graph.initializer.extend(inits)
+    return replaced
 
 
 def compact_names(model: onnx.ModelProto) -> None:

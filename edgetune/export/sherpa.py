@@ -319,6 +319,40 @@ def _batch_over_scan(model: Any, states: list[CacheSpec]) -> None:
     g.output.extend(outer_out)
 
 
+#: ``layernorm`` settings of the ship step: keep the study's file, or rewrite LayerNormalization in
+#: primitive ops (:func:`edgetune.export._passes.decompose_layernorm`)
+LAYERNORM_MODES = ("fused", "primitive")
+
+
+def primitive_layernorm_copy(source: str | os.PathLike, dest: str | os.PathLike) -> int:
+    """Write ``dest``: the edgetune file ``source`` with LayerNormalization in primitive ops, so its
+    logits do not depend on the ONNX Runtime version (sherpa-onnx 2.0.1 bundles ORT 1.28.2, whose
+    fused kernel rounds differently from 1.30+; in a quantized model that can flip a near-tied
+    frame). Same weights; the metadata records ``layernorm: primitive`` and the source's sha256,
+    and the copy is stamped as an edgetune file. Returns the number of nodes rewritten (0: the
+    copy equals the source's graph). It costs latency: every LayerNormalization becomes 8-9 nodes
+    (benchmarks/results/ort-versions-vm.json)."""
+    import onnx
+
+    from edgetune.export import _passes
+    from edgetune.export._integrity import verify_model
+
+    source, dest = Path(source), Path(dest)
+    model = onnx.load(str(source))
+    verify_model(source, model)
+    meta = {p.key: p.value for p in model.metadata_props}
+    if METADATA_KEY not in meta:
+        raise ExportError(f"{str(source)!r} has no '{METADATA_KEY}' metadata: not an edgetune streaming model")
+    spec = StreamingSpec.from_json(meta[METADATA_KEY])
+    replaced = _passes.decompose_layernorm(model)
+    extra = {**spec.extra, "layernorm": {"mode": "primitive", "rewritten_nodes": replaced,
+                                         "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest()}}
+    _passes.set_metadata(model, dataclasses.replace(spec, extra=extra).metadata_props())
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _passes.save_atomic(model, dest)  # stamps the copy
+    return replaced
+
+
 def export_sherpa(source: str | os.PathLike, out_dir: str | os.PathLike, *, model_type: str = MODEL_TYPE,
                   model_name: str = "model.onnx", check: bool = True) -> SherpaExport:
     """Write ``out_dir/model.onnx`` (sherpa-onnx ``model_type`` layout: ``zipformer2_ctc``, the

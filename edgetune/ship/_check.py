@@ -216,7 +216,7 @@ def needed_delta(logits: np.ndarray, target: Sequence[int], blank_id: int) -> fl
 def ship_check(model_path: str | os.PathLike, audio: Sequence[Any], out_dir: str | os.PathLike, *,
                min_identical: float = DEFAULT_MIN_IDENTICAL, batch: int = 1, threads: int = 1,
                model_type: str = "zipformer2_ctc", python: str | None = None, timeout: float = 600.0,
-               max_examples: int = 5) -> dict[str, Any]:
+               max_examples: int = 5, layernorm: str = "fused") -> dict[str, Any]:
     """Export ``model_path`` for sherpa-onnx into ``out_dir`` and check that sherpa-onnx decodes
     ``audio`` (paths, :class:`~edgetune.data.Utterance` objects, or float waves at the model's
     sample rate) to edgetune's transcripts. ``model_type``: the sherpa-onnx layout, ``zipformer2_ctc``
@@ -248,6 +248,11 @@ def ship_check(model_path: str | os.PathLike, audio: Sequence[Any], out_dir: str
       what the graph sees after undoing sherpa's x32768 sample scale and edgetune's fbank of the
       same waves (measured with kaldi-native-fbank; None for zipformer2_ctc), and
       ``recognizer`` (the chunk_size and num_left_chunks sherpa was built with);
+    - ``layernorm``: ``"fused"`` ships the study's file as it is; ``"primitive"`` first writes
+      ``out_dir/source-primitive-layernorm.onnx`` (LayerNormalization in primitive ops, whose
+      logits agree across ONNX Runtime versions: :func:`~edgetune.export.sherpa.primitive_layernorm_copy`),
+      ships that and compares against it; ``identical_to_study_file_fraction`` then says how often
+      sherpa's tokens equal those of the study's own file in this ONNX Runtime;
     - the files, sizes, and up to ``max_examples`` mismatches with ``needed_delta`` (how far below
       the best logit sherpa's choice lies on the frames that flip; 0 is an exact tie).
 
@@ -257,7 +262,7 @@ def ship_check(model_path: str | os.PathLike, audio: Sequence[Any], out_dir: str
     from edgetune._runner import StreamingModel
     from edgetune.data import FeatureSpec, compute_fbank
     from edgetune.export.parity import _edit_distance
-    from edgetune.export.sherpa import export_sherpa, tail_padding_samples
+    from edgetune.export.sherpa import LAYERNORM_MODES, export_sherpa, primitive_layernorm_copy, tail_padding_samples
     from edgetune.ship._ties import MAX_CHAR_DISAGREEMENT, reachable_within, runtime_tolerance
 
     if not 0.0 <= min_identical <= 1.0:
@@ -266,8 +271,14 @@ def ship_check(model_path: str | os.PathLike, audio: Sequence[Any], out_dir: str
         raise ShipError(f"batch must be >= 1 (streams decoded at once), but got {batch}")
     if len(audio) == 0:
         raise ShipError("the ship check needs at least one audio file or wave to decode")
+    if layernorm not in LAYERNORM_MODES:
+        raise ShipError(f"layernorm must be one of {', '.join(LAYERNORM_MODES)}, but got {layernorm!r}")
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
+    study_file = Path(model_path)
+    if layernorm == "primitive":
+        model_path = out_dir / "source-primitive-layernorm.onnx"
+        primitive_layernorm_copy(study_file, model_path)
     exported = export_sherpa(model_path, out_dir, model_type=model_type)
     spec = exported.spec
     tail = tail_padding_samples(spec)
@@ -278,11 +289,13 @@ def ship_check(model_path: str | os.PathLike, audio: Sequence[Any], out_dir: str
     sherpa, info = decode_with_sherpa(exported.model, exported.tokens, waves, **kw)
     batched = decode_with_sherpa(exported.model, exported.tokens, waves, batch=batch, **kw)[0] if batch > 1 else None
     ref = StreamingModel(str(model_path), threads=threads)
+    study_ref = StreamingModel(str(study_file), threads=threads) if layernorm == "primitive" else None
     feature_spec = FeatureSpec(**ref.meta["features"])
     vocab, blank = ref.meta["vocabulary"], int(ref.meta["blank_id"])
     ids_of = {sym: i for i, sym in enumerate(vocab)}
     eps = runtime_tolerance(spec.knobs.get("bits"))
-    counts = {"identical": 0, "knf": 0, "default": 0, "text": 0, "near": 0, "knf_unexplained": 0, "batch": 0}
+    counts = {"identical": 0, "knf": 0, "default": 0, "text": 0, "near": 0, "knf_unexplained": 0, "batch": 0,
+              "study_file": 0}
     edits = chars = 0
     knf_available = True
     mismatches: list[dict[str, Any]] = []
@@ -310,6 +323,11 @@ def ship_check(model_path: str | os.PathLike, audio: Sequence[Any], out_dir: str
             counts["near"] += row["near_tie"]
         if row["identical_kaldi_fbank"] is False:
             counts["knf_unexplained"] += not (-1 not in target and reachable_within(knf[0], target, blank, 2 * eps))
+        if study_ref is not None:
+            study_logits = logits_like_sherpa(study_ref, wave, tail)[0]
+            row["identical_to_study_file"] = sherpa_symbols == _ids_to_symbols(
+                study_logits.argmax(axis=-1).tolist(), vocab, blank)
+            counts["study_file"] += row["identical_to_study_file"]
         if batched is not None:
             row["batch_identical"] = batched[i]["tokens"] == got["tokens"]
             counts["batch"] += row["batch_identical"]
@@ -335,7 +353,9 @@ def ship_check(model_path: str | os.PathLike, audio: Sequence[Any], out_dir: str
         "recognizer": ({k: spec.extra["sherpa_onnx"][k] for k in ("chunk_size", "num_left_chunks")}
                        if info_type == "wenet_ctc" else None),
         "sample_scale_feature_error": scale_error,
-        "source": str(model_path), "source_sha256": exported.source_sha256,
+        "source": str(model_path), "source_sha256": exported.source_sha256, "layernorm": layernorm,
+        "study_file": str(study_file),
+        "identical_to_study_file_fraction": None if study_ref is None else counts["study_file"] / n,
         "model": str(exported.model), "tokens": str(exported.tokens), "howto": str(exported.howto),
         "size_bytes": exported.size_bytes, "bits": spec.knobs.get("bits"), "weight_storage": spec.weight_storage,
         "tail_padding_samples": tail, "utterances": n, "identical": counts["identical"],

@@ -22,7 +22,7 @@ def front_trials(study_dir: Path) -> list[dict[str, str]]:
 
 def ship_front(study_dir: str | os.PathLike, out_dir: str | os.PathLike, *, limit: int | None = None,
                min_identical: float = 0.99, batch: int = 1, model_type: str = "zipformer2_ctc",
-               log: Any = print) -> dict[str, Any]:
+               layernorm: str = "fused", log: Any = print) -> dict[str, Any]:
     """Ship every front model of ``study_dir`` into ``out_dir/trial-N`` and decode the study's test split
     with sherpa-onnx; writes and returns ``out_dir/ship-front.json`` (one row per model, ``all_passed``)."""
     from edgetune.data import load_dataset
@@ -38,7 +38,7 @@ def ship_front(study_dir: str | os.PathLike, out_dir: str | os.PathLike, *, limi
     for r in front_trials(study_dir):
         model = study_dir / r["artifact"]
         res = ship_check(model, test, out / f"trial-{r['number']}", min_identical=min_identical, batch=batch,
-                         model_type=model_type)
+                         model_type=model_type, layernorm=layernorm)
         row = {"trial": int(r["number"]), "bits": int(float(r["bits"])), "sparsity": float(r["sparsity"]),
                "depth_multiplier": float(r["depth_multiplier"]), "chunk_ms": int(float(r["chunk_ms"])),
                "wer": float(r["wer"]), "utterances": res["utterances"], "identical": res["identical"],
@@ -50,12 +50,13 @@ def ship_front(study_dir: str | os.PathLike, out_dir: str | os.PathLike, *, limi
                "batch_identical_fraction": res["batch_identical_fraction"], "passed_by": res["passed_by"],
                "passed": res["passed"], "sherpa_onnx_version": res.get("sherpa_onnx_version"),
                "sherpa_onnxruntime": res.get("sherpa_onnxruntime"), "onnxruntime": res.get("onnxruntime"),
-               "model_type": res.get("model_type")}
+               "model_type": res.get("model_type"), "layernorm": res["layernorm"],
+               "identical_to_study_file_fraction": res["identical_to_study_file_fraction"]}
         log(f"trial {row['trial']} ({row['bits']}-bit, width {row['depth_multiplier']}, sparsity {row['sparsity']}, "
             f"{row['chunk_ms']} ms): {row['identical']}/{row['utterances']} identical in sherpa-onnx, "
             f"{row['near_tie_mismatches']} near ties, {row['unexplained_mismatches']} other; passed by {row['passed_by']}")
         rows.append(row)
-    summary = {"study": config.study_name, "dataset": config.dataset, "models": rows,
+    summary = {"study": config.study_name, "dataset": config.dataset, "layernorm": layernorm, "models": rows,
                "all_passed": bool(rows) and all(r["passed"] for r in rows)}
     out.mkdir(parents=True, exist_ok=True)
     (out / "ship-front.json").write_text(json.dumps(summary, indent=2, sort_keys=True), encoding="utf-8")
