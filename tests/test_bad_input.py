@@ -23,9 +23,9 @@ from edgetune.search import SimulatedRunner, config_from_yaml, load_config, run_
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "edgetune"
 
-from _helpers import STUDY as _STUDY
+from _helpers import STUDY, study_config
 
-STUDY = _STUDY.replace("{name}", "bad_input")  # formatted with n= by the tests
+NAME = "bad_input"  # the study name of this file's configs (_helpers.study_yaml)
 
 
 def tone(seconds: float, rate: int, hz: float = 440.0) -> np.ndarray:
@@ -211,7 +211,7 @@ def test_tampered_artifact_is_refused_on_export(tmp_path: Path) -> None:
     from edgetune.report import export_trial
 
     study_dir = tmp_path / "study"
-    summary = run_study(config_from_yaml(STUDY.format(n=2)), study_dir, runner=SimulatedRunner(), progress=False)
+    summary = run_study(study_config(NAME), study_dir, runner=SimulatedRunner(), progress=False)
     number = summary.front[0]
     artifact = study_dir / "trials" / str(number) / "model.onnx"
     data = bytearray(artifact.read_bytes())
@@ -229,7 +229,7 @@ def test_tampered_artifact_is_refused_on_export(tmp_path: Path) -> None:
 @pytest.mark.timeout(120)
 def test_unreachable_storage_url_is_a_clear_study_error(tmp_path: Path) -> None:
     url = "postgresql://u@127.0.0.1:1/db"  # a closed port: refused at once, no hanging
-    config = config_from_yaml(STUDY.format(n=2) + f"storage: {url}\n")
+    config = study_config(NAME, storage=url)
     with pytest.raises(StudyError) as e:
         run_study(config, tmp_path / "study", runner=SimulatedRunner(), progress=False)
     msg = str(e.value)
@@ -239,7 +239,7 @@ def test_unreachable_storage_url_is_a_clear_study_error(tmp_path: Path) -> None:
 
 def test_storage_url_password_is_masked_in_the_error(tmp_path: Path) -> None:
     url = "postgresql://user:hunter2@127.0.0.1:1/db"
-    config = config_from_yaml(STUDY.format(n=2) + f"storage: {url}\n")
+    config = study_config(NAME, storage=url)
     with pytest.raises(StudyError) as e:
         run_study(config, tmp_path / "study", runner=SimulatedRunner(), progress=False)
     assert "hunter2" not in str(e.value) and "127.0.0.1:1/db" in str(e.value)
@@ -247,23 +247,23 @@ def test_storage_url_password_is_masked_in_the_error(tmp_path: Path) -> None:
 
 def test_study_dir_from_an_incompatible_config_is_refused(tmp_path: Path) -> None:
     study_dir = tmp_path / "study"
-    run_study(config_from_yaml(STUDY.format(n=2)), study_dir, runner=SimulatedRunner(), progress=False)
-    changed = config_from_yaml(STUDY.format(n=2).replace("chunk_ms: [160, 320]", "chunk_ms: [160, 640]"))
+    run_study(study_config(NAME), study_dir, runner=SimulatedRunner(), progress=False)
+    changed = study_config(NAME, space={**STUDY["space"], "chunk_ms": [160, 640]})
     with pytest.raises(StudyError) as e:
         run_study(changed, study_dir, runner=SimulatedRunner(), progress=False)
     msg = str(e.value)
     assert str(study_dir / "study.yaml") in msg and "space.chunk_ms" in msg
     assert "Fix: use a new --study-dir" in msg
     saved = load_config(study_dir / "study.yaml")
-    assert saved.to_dict() == config_from_yaml(STUDY.format(n=2)).to_dict()  # the refused run wrote nothing
+    assert saved.to_dict() == study_config(NAME).to_dict()  # the refused run wrote nothing
 
 
 def test_study_dir_with_journal_but_no_config_is_refused(tmp_path: Path) -> None:
     study_dir = tmp_path / "study"
-    run_study(config_from_yaml(STUDY.format(n=2)), study_dir, runner=SimulatedRunner(), progress=False)
+    run_study(study_config(NAME), study_dir, runner=SimulatedRunner(), progress=False)
     (study_dir / "study.yaml").unlink()
     with pytest.raises(StudyError) as e:
-        run_study(config_from_yaml(STUDY.format(n=2)), study_dir, runner=SimulatedRunner(), progress=False)
+        run_study(study_config(NAME), study_dir, runner=SimulatedRunner(), progress=False)
     assert str(study_dir) in str(e.value) and "no study.yaml" in str(e.value)
     assert "Fix: use another --study-dir, or restore study.yaml" in str(e.value)
 
@@ -321,16 +321,16 @@ def test_package_never_unpickles_untrusted_data() -> None:
 # ---- issue 17: config inputs checked before a study exists, and an all-failed study exits non-zero ----
 
 
-@pytest.mark.parametrize(("line", "key", "expect"), [
-    ("family: conformer_heavy", "family", "registered families are ['conformer_lite']"),
-    ("dataset: /nonexistent/ds", "dataset", "neither a preset"),
-    ("dataset: {empty}", "dataset", "holds neither train/dev/test .jsonl manifests"),
+@pytest.mark.parametrize(("key", "value", "expect"), [
+    ("family", "conformer_heavy", "registered families are ['conformer_lite']"),
+    ("dataset", "/nonexistent/ds", "neither a preset"),
+    ("dataset", "{empty}", "holds neither train/dev/test .jsonl manifests"),
 ])
-def test_family_and_dataset_are_checked_before_the_study_dir_is_made(tmp_path: Path, line: str, key: str,
+def test_family_and_dataset_are_checked_before_the_study_dir_is_made(tmp_path: Path, key: str, value: str,
                                                                      expect: str) -> None:
     empty = tmp_path / "empty_ds"
     empty.mkdir()
-    config = config_from_yaml(STUDY.format(n=2) + line.format(empty=empty) + "\n")
+    config = study_config(NAME, **{key: value.format(empty=empty)})
     study_dir = tmp_path / "study"
     with pytest.raises(ConfigError) as e:
         run_study(config, study_dir, runner=SimulatedRunner(), progress=False)  # --simulate checks it too
@@ -339,11 +339,10 @@ def test_family_and_dataset_are_checked_before_the_study_dir_is_made(tmp_path: P
     assert not study_dir.exists()  # the folder is not tied to the bad value
 
 
-def test_search_simulate_with_an_unknown_family_exits_2_naming_the_file(tmp_path: Path, capsys) -> None:
+def test_search_simulate_with_an_unknown_family_exits_2_naming_the_file(tmp_path: Path, capsys, study_file) -> None:
     from edgetune.cli import main
 
-    cfg = tmp_path / "study.yaml"
-    cfg.write_text(STUDY.format(n=2) + "family: nope\n")
+    cfg = study_file(NAME, family="nope")
     rc = main(["search", "--config", str(cfg), "--study-dir", str(tmp_path / "s"), "--simulate", "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2 and "family: unknown model family 'nope'" in err and str(cfg) in err
@@ -355,9 +354,8 @@ def test_search_simulate_with_an_unknown_family_exits_2_naming_the_file(tmp_path
     ("size_bytes <= 0", "size_bytes is always > 0"),
     ("wer <= -0.1", "wer is always >= 0"),
 ])
-def test_budgets_that_can_never_be_met_are_refused(tmp_path: Path, budget: str, why: str) -> None:
-    f = tmp_path / "study.yaml"
-    f.write_text(STUDY.format(n=2) + f"budgets: ['{budget}']\n")
+def test_budgets_that_can_never_be_met_are_refused(study_file, budget: str, why: str) -> None:
+    f = study_file(NAME, budgets=[budget])
     with pytest.raises(ConfigError) as e:
         load_config(f)
     msg = str(e.value)
@@ -365,16 +363,16 @@ def test_budgets_that_can_never_be_met_are_refused(tmp_path: Path, budget: str, 
 
 
 def test_latency_budget_below_the_smallest_chunk_is_refused(tmp_path: Path) -> None:
-    config = config_from_yaml(STUDY.format(n=2) + "budgets: ['latency_ms <= 100']\n")  # chunks 160, 320 ms
+    config = study_config(NAME, budgets=["latency_ms <= 100"])  # chunks 160, 320 ms
     with pytest.raises(ConfigError) as e:
         run_study(config, tmp_path / "study", runner=SimulatedRunner(), progress=False)
     msg = str(e.value)
     assert "budgets[0]" in msg and "at least 160 ms" in msg and "Fix" in msg
-    ok = config_from_yaml(STUDY.format(n=2) + "budgets: ['latency_ms <= 400']\n")
+    ok = study_config(NAME, budgets=["latency_ms <= 400"])
     assert run_study(ok, tmp_path / "ok", runner=SimulatedRunner(), progress=False).complete == 2
 
 
-def test_a_study_whose_every_trial_failed_exits_non_zero(tmp_path: Path, capsys, monkeypatch) -> None:
+def test_a_study_whose_every_trial_failed_exits_non_zero(tmp_path: Path, capsys, monkeypatch, study_file) -> None:
     import edgetune.search as search
     from edgetune.cli import main
     from edgetune.errors import TrainingError
@@ -384,8 +382,7 @@ def test_a_study_whose_every_trial_failed_exits_non_zero(tmp_path: Path, capsys,
             super().__init__(fail_when=lambda knobs: TrainingError("loss is NaN at step 3"), **kw)
 
     monkeypatch.setattr(search, "SimulatedRunner", Diverging)
-    cfg = tmp_path / "study.yaml"
-    cfg.write_text(STUDY.format(n=3))
+    cfg = study_file(NAME, 3)
     rc = main(["search", "--config", str(cfg), "--study-dir", str(tmp_path / "s"), "--simulate", "--quiet",
                "--no-report"])
     captured = capsys.readouterr()
@@ -515,7 +512,7 @@ def _folder_with_a_tiny_test_clip(root: Path) -> Path:
 
 def test_search_checks_the_dataset_files_before_any_trial(tmp_path: Path) -> None:
     root = _folder_with_a_tiny_test_clip(tmp_path / "ds")
-    config = config_from_yaml(STUDY.format(n=2) + f"dataset: {root}\n")
+    config = study_config(NAME, dataset=str(root))
     study_dir = tmp_path / "study"
     with pytest.raises(DataError) as e:
         run_study(config, study_dir, progress=False)  # the real pipeline runner: no trial may start

@@ -194,7 +194,7 @@ def real_results(tmp_path_factory):
     """
     from edgetune.bench import bench_models
     from edgetune.bench.testing import make_streaming_model
-    from edgetune.cli.bench import write_json_atomic
+    from edgetune._io import atomic_write_text
 
     d = tmp_path_factory.mktemp("real")
     base = make_streaming_model(d / "base.onnx", width=192, depth=2)
@@ -203,7 +203,7 @@ def real_results(tmp_path_factory):
     for names, models in ((("a1", "a2"), (base, base)), (("base", "slow"), (base, slow))):
         for name, result in zip(names, bench_models(models, "local", rounds=2, runs=200, warmup=20)):
             out[name] = d / f"{name}.json"
-            write_json_atomic(out[name], result)
+            atomic_write_text(out[name], json.dumps(result))
     # The floor is generous: this test asks that a several-fold slowdown is caught and an A/A
     # pair is not; benchmarks/bench_regression.py measures the rates at realistic effect sizes.
     out["budgets"] = write(d / "budgets.yaml", "local: {noise_floor_pct: 25}\n")

@@ -11,24 +11,20 @@ from edgetune._io import sha256_file
 from edgetune.cli import main
 from edgetune.errors import ArtifactError, ConfigError, ParityError
 from edgetune.report import export_trial
-from edgetune.search import SimulatedRunner, StudyPaths, config_from_yaml, open_study, run_study
+from edgetune.search import SimulatedRunner, StudyPaths, open_study, run_study
 
-CONFIG = """
-study_name: exp
-n_trials: 6
-space: {bits: [8, 32], sparsity: {low: 0.0, high: 0.5, step: 0.1}, chunk_ms: [160, 320]}
-objectives: [wer, latency_ms]
-budgets: ["latency_ms <= 250"]
-train: {epochs: 1}
-sampler: {name: random}
-bench: {threads: 2, runs: 30, warmup: 3}
-"""
+from _helpers import STUDY, study_config
+
+#: this file's study (what differs from _helpers.STUDY): sparsity up to 0.5, two objectives, a budget, 2 threads
+CONFIG = {"seed": None, "space": {**STUDY["space"], "sparsity": {"low": 0.0, "high": 0.5, "step": 0.1}},
+          "objectives": ["wer", "latency_ms"], "budgets": ["latency_ms <= 250"],
+          "bench": {"threads": 2, "runs": 30, "warmup": 3}}
 
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory: pytest.TempPathFactory):
     d = tmp_path_factory.mktemp("study")
-    config = config_from_yaml(CONFIG)
+    config = study_config("exp", 6, **CONFIG)
     outcomes = iter([None, ParityError("parity")])  # the second candidate fails
     run_study(config, d, runner=SimulatedRunner(fail_when=lambda k: next(outcomes, None)), progress=False)
     return d, open_study(config, StudyPaths(d), create=False)

@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 
 from edgetune.errors import StudyError
-from edgetune.search import SimulatedRunner, config_from_yaml, run_study
+from edgetune.search import SimulatedRunner, run_study
 
-from _helpers import STUDY as _STUDY
+from _helpers import study_config
 
-STUDY = _STUDY.replace("{name}", "faults")  # formatted with n= by the tests
+NAME = "faults"  # the study name of this file's configs (_helpers.study_yaml)
 
 
 def _mount(argv: list[str]) -> None:
@@ -65,7 +65,7 @@ def remount_readonly(path: Path) -> None:
 
 def test_full_disk_keeps_the_trial_for_retry_and_resume_finishes_it(tmp_path: Path) -> None:
     study_dir = tmp_path / "study"
-    config = config_from_yaml(STUDY.format(n=3))
+    config = study_config(NAME, 3)
     with tmpfs(study_dir / "trials") as trials:
         fill(trials)
         with pytest.raises(StudyError) as e:
@@ -120,13 +120,11 @@ def _cli(argv: list[str], capsys) -> tuple[int, str]:
     return rc, err
 
 
-def test_read_only_study_is_reported_and_exported(tmp_path: Path, capsys) -> None:
+def test_read_only_study_is_reported_and_exported(tmp_path: Path, capsys, study_file) -> None:
     study_dir = tmp_path / "study"
-    config_file = tmp_path / "study.yaml"
-    config_file.write_text(STUDY.format(n=3))
+    config_file = study_file(NAME, 3)
     with tmpfs(study_dir, size="16m"):
-        summary = run_study(config_from_yaml(STUDY.format(n=3)), study_dir, runner=SimulatedRunner(),
-                            progress=False)
+        summary = run_study(study_config(NAME, 3), study_dir, runner=SimulatedRunner(), progress=False)
         before = sorted(p.name for p in study_dir.iterdir())
         remount_readonly(study_dir)
         with pytest.raises(OSError) as e:  # really read-only, for root too
@@ -153,7 +151,7 @@ def test_read_only_study_is_reported_and_exported(tmp_path: Path, capsys) -> Non
 
 def test_unwritable_export_out_is_a_clear_error(tmp_path: Path, capsys) -> None:
     study_dir = tmp_path / "study"
-    summary = run_study(config_from_yaml(STUDY.format(n=2)), study_dir, runner=SimulatedRunner(), progress=False)
+    summary = run_study(study_config(NAME), study_dir, runner=SimulatedRunner(), progress=False)
     with tmpfs(tmp_path / "ro", size="1m") as ro:
         remount_readonly(ro)
         out = ro / "m.onnx"
@@ -180,7 +178,7 @@ def test_out_that_is_a_file_is_a_clear_error(tmp_path: Path, capsys) -> None:
 
 def test_full_disk_for_a_cli_command_is_a_clear_error(tmp_path: Path, capsys) -> None:
     study_dir = tmp_path / "study"
-    summary = run_study(config_from_yaml(STUDY.format(n=2)), study_dir, runner=SimulatedRunner(), progress=False)
+    summary = run_study(study_config(NAME), study_dir, runner=SimulatedRunner(), progress=False)
     with tmpfs(tmp_path / "full", size="64k") as full:
         fill(full)
         rc, err = _cli(["export", "--study-dir", str(study_dir), "--trial", str(summary.front[0]),
@@ -248,10 +246,9 @@ def private_postgres(tmp_path: Path):
 
 
 @pytest.mark.timeout(180)
-def test_lost_database_connection_keeps_the_trial_for_retry(tmp_path: Path, private_postgres) -> None:
+def test_lost_database_connection_keeps_the_trial_for_retry(tmp_path: Path, private_postgres, study_file) -> None:
     pytest.importorskip("psycopg2")
-    cfg = tmp_path / "study.yaml"
-    cfg.write_text(STUDY.format(n=2) + f"storage: {private_postgres['url']}\n")
+    cfg = study_file(NAME, storage=private_postgres["url"])
     script = tmp_path / "worker.py"
     script.write_text(PG_WORKER)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}

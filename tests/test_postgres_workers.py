@@ -31,27 +31,16 @@ from typing import Any
 
 import pytest
 
-from _helpers import kill_mid_trial
+from _helpers import WIDE_SPACE, kill_mid_trial, study_config
 
-from edgetune.search import StudyPaths, config_from_yaml, config_to_yaml, is_finished, is_interrupted, open_study
+from edgetune.search import StudyPaths, config_to_yaml, is_finished, is_interrupted, open_study
 
 REPO = Path(__file__).resolve().parents[1]
 HEARTBEAT_S, GRACE_S = 1, 2
 
-CONFIG = """
-study_name: {name}
-n_trials: {n}
-seed: 7
-space:
-  bits: [4, 8, 16, 32]
-  sparsity: {{low: 0.0, high: 0.8, step: 0.1}}
-  depth_multiplier: {{low: 0.25, high: 1.0}}
-  chunk_ms: [160, 320, 640]
-objectives: [wer, latency_ms, size_bytes]
-train: {{epochs: 2}}
-sampler: {{name: nsga2, population_size: 4}}
-storage: {url}
-"""
+#: this file's study (what differs from _helpers.STUDY): every knob and bit width searched, NSGA-II
+CONFIG = {"seed": 7, "space": {**WIDE_SPACE, "bits": [4, 8, 16, 32]}, "train": {"epochs": 2},
+          "sampler": {"name": "nsga2", "population_size": 4}}
 
 WORKER = """
 import socket, sys
@@ -83,7 +72,7 @@ class Workers:
 
     def __init__(self, tmp: Path, url: str, n: int) -> None:
         self.name = f"pgw_{uuid.uuid4().hex[:12]}"
-        self.config = config_from_yaml(CONFIG.format(name=self.name, n=n, url=url))
+        self.config = study_config(self.name, n, storage=url, **CONFIG)
         self.tmp = tmp
         self.cfg_file = tmp / "study.in.yaml"
         self.cfg_file.write_text(config_to_yaml(self.config))

@@ -13,22 +13,15 @@ import pytest
 
 from edgetune.errors import ParityError, StudyError
 from edgetune.report import build_report, hypervolume
-from edgetune.search import SimulatedRunner, config_from_yaml, run_study
+from edgetune.search import SimulatedRunner, run_study
 
-CONFIG = """
-study_name: rep
-n_trials: 16
-seed: 2
-space:
-  bits: [4, 8, 32]
-  sparsity: {low: 0.0, high: 0.8, step: 0.1}
-  depth_multiplier: {low: 0.25, high: 1.0}
-  chunk_ms: [160, 320, 640]
-objectives: [wer, latency_ms, size_bytes]
-budgets: ["latency_ms <= 300"]
-train: {epochs: 2}
-sampler: {name: random}
-"""
+from _helpers import WIDE_SPACE, study_config
+
+
+def config(n: int = 16, **overrides):
+    """This file's study (what differs from _helpers.STUDY): every knob searched, a latency budget."""
+    return study_config("rep", n, **{"seed": 2, "space": WIDE_SPACE, "budgets": ["latency_ms <= 300"],
+                                     "train": {"epochs": 2}, **overrides})
 
 
 def fails(k):
@@ -40,7 +33,7 @@ def fails(k):
 @pytest.fixture(scope="module")
 def study_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("study")
-    run_study(config_from_yaml(CONFIG), d, runner=SimulatedRunner(fail_when=fails), progress=False, report=build_report)
+    run_study(config(), d, runner=SimulatedRunner(fail_when=fails), progress=False, report=build_report)
     return d
 
 
@@ -164,8 +157,7 @@ def test_html_lists_front_and_failures(study_dir: Path) -> None:
 
 
 def test_report_of_a_study_without_complete_trials(tmp_path: Path) -> None:
-    config = config_from_yaml(CONFIG.replace("n_trials: 16", "n_trials: 3"))
-    run_study(config, tmp_path, runner=SimulatedRunner(fail_when=lambda k: ParityError("no")), progress=False)
+    run_study(config(3), tmp_path, runner=SimulatedRunner(fail_when=lambda k: ParityError("no")), progress=False)
     out = build_report(tmp_path)
     md = (out / "pareto.md").read_text()
     assert "No feasible complete trial" in md
@@ -191,8 +183,7 @@ def test_report_states_the_studys_total_gpu_time(tmp_path: Path, study_dir: Path
         def __call__(self, *a, **kw):
             return {**super().__call__(*a, **kw), "gpu_seconds": 12.5, "gpu_energy_j": 3600.0}
 
-    config = config_from_yaml(CONFIG.replace("n_trials: 16", "n_trials: 6").replace('["latency_ms <= 300"]', "[]"))
-    run_study(config, tmp_path, runner=GpuRunner(), progress=False, report=build_report)
+    run_study(config(6, budgets=[]), tmp_path, runner=GpuRunner(), progress=False, report=build_report)
     rows = read_csv(tmp_path / "report" / "trials.csv")
     trained = [r for r in rows if r["state"] == "COMPLETE" and not r["duplicate_of"]]
     assert trained and all(num(r["gpu_seconds"]) == 12.5 for r in trained)

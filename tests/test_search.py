@@ -13,14 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from _helpers import kill_mid_trial
+from _helpers import WIDE_SPACE, kill_mid_trial, study_config
 
 from edgetune._io import sha256_file
 from edgetune.errors import ParityError, StudyError, TrainingError
 from edgetune.search import (
     SimulatedRunner,
     StudyPaths,
-    config_from_yaml,
     config_to_yaml,
     is_finished,
     is_interrupted,
@@ -31,24 +30,13 @@ from edgetune.search._storage import repair_journal
 
 REPO = Path(__file__).resolve().parents[1]
 
-BASE = """
-study_name: t
-n_trials: {n}
-seed: 1
-space:
-  bits: [4, 8, 32]
-  sparsity: {{low: 0.0, high: 0.8, step: 0.1}}
-  depth_multiplier: {{low: 0.25, high: 1.0}}
-  chunk_ms: [160, 320, 640]
-objectives: [wer, latency_ms, size_bytes]
-budgets: ["latency_ms <= 500"]
-train: {{epochs: 2}}
-sampler: {{name: nsga2, population_size: 4}}
-"""
+#: this file's study (what differs from _helpers.STUDY): every knob searched, NSGA-II, a latency budget
+BASE = {"seed": 1, "space": WIDE_SPACE, "budgets": ["latency_ms <= 500"], "train": {"epochs": 2},
+        "sampler": {"name": "nsga2", "population_size": 4}}
 
 
-def cfg(n: int = 10, extra: str = ""):
-    return config_from_yaml(BASE.format(n=n) + extra)
+def cfg(n: int = 10, **overrides):
+    return study_config("t", n, **{**BASE, **overrides})
 
 
 def parity_on_4bit_sparse(k):
@@ -125,12 +113,12 @@ def test_raising_n_trials_extends_and_incompatible_config_is_refused(tmp_path: P
     run_study(cfg(3), tmp_path, runner=SimulatedRunner(), progress=False)
     summary = run_study(cfg(5), tmp_path, runner=SimulatedRunner(), progress=False)
     assert summary.finished == 5
-    changed = config_from_yaml(BASE.format(n=5).replace("high: 0.8", "high: 0.9"))
+    changed = cfg(5, space={**WIDE_SPACE, "sparsity": {"low": 0.0, "high": 0.9, "step": 0.1}})
     with pytest.raises(StudyError) as e:
         run_study(changed, tmp_path, runner=SimulatedRunner(), progress=False)
     assert "space.sparsity.high: 0.8 -> 0.9" in str(e.value)
     with pytest.raises(StudyError, match="budgets"):
-        run_study(cfg(5, "").replace(budgets=()), tmp_path, runner=SimulatedRunner(), progress=False)
+        run_study(cfg(5).replace(budgets=()), tmp_path, runner=SimulatedRunner(), progress=False)
     assert len(load(cfg(5), tmp_path).get_trials()) == 5  # refused runs touched nothing
 
 
@@ -191,8 +179,7 @@ def test_a_bug_fails_its_trial_and_stops_the_study_only_when_it_repeats(tmp_path
 
 
 def test_same_knobs_are_never_trained_twice(tmp_path: Path) -> None:
-    config = config_from_yaml("study_name: d\nn_trials: 6\nspace: {bits: [8, 32]}\nobjectives: [wer, latency_ms]\n"
-                              "sampler: {name: random}\ntrain: {epochs: 1}\n")
+    config = study_config("d", 6, seed=None, space={"bits": [8, 32]}, objectives=["wer", "latency_ms"])
     runner = SimulatedRunner()
     run_study(config, tmp_path, runner=runner, progress=False)
     trials = load(config, tmp_path).get_trials()
@@ -207,10 +194,8 @@ def test_same_knobs_are_never_trained_twice(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name", ["nsga2", "nsga3", "tpe", "random", "grid", pytest.param("gp", marks=pytest.mark.slow)])
 def test_every_sampler_runs(tmp_path: Path, name: str) -> None:
-    extra = "sampler: {name: %s, population_size: 2, n_startup_trials: 2}\n" % name
-    text = BASE.format(n=5).replace("sampler: {name: nsga2, population_size: 4}\n", "")
-    text = text.replace("depth_multiplier: {low: 0.25, high: 1.0}", "depth_multiplier: {low: 0.25, high: 1.0, step: 0.25}")
-    config = config_from_yaml(text + extra)
+    config = cfg(5, space={**WIDE_SPACE, "depth_multiplier": {"low": 0.25, "high": 1.0, "step": 0.25}},
+                 sampler={"name": name, "population_size": 2, "n_startup_trials": 2})
     summary = run_study(config, tmp_path, runner=SimulatedRunner(), progress=False)
     assert summary.finished == 5 and summary.complete == 5
 
@@ -333,9 +318,8 @@ def test_two_workers_share_one_postgres_study(tmp_path: Path) -> None:
 
 
 def test_grid_study_covers_the_grid_once_and_stops(tmp_path: Path) -> None:
-    config = config_from_yaml("study_name: g\nn_trials: 10\nspace: {bits: [8, 32], chunk_ms: [160, 320], "
-                              "sparsity: 0.0}\nobjectives: [wer, latency_ms]\nsampler: {name: grid}\n"
-                              "train: {epochs: 1}\n")
+    config = study_config("g", 10, seed=None, space={"bits": [8, 32], "chunk_ms": [160, 320], "sparsity": 0.0},
+                          objectives=["wer", "latency_ms"], sampler={"name": "grid"})
     runner = SimulatedRunner()
     summary = run_study(config, tmp_path, runner=runner, progress=False)
     trials = load(config, tmp_path).get_trials()
@@ -343,11 +327,10 @@ def test_grid_study_covers_the_grid_once_and_stops(tmp_path: Path) -> None:
     assert len(runner.calls) == 4 and summary.finished == 4
 
 
-def test_cli_search_simulated_resume_and_refusals(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_cli_search_simulated_resume_and_refusals(tmp_path: Path, capsys: pytest.CaptureFixture, study_file) -> None:
     from edgetune.cli import main
 
-    cfg_file = tmp_path / "s.yaml"
-    cfg_file.write_text(BASE.format(n=4))
+    cfg_file = study_file("t", 4, file="s.yaml", **BASE)
     d = tmp_path / "study"
     args = ["search", "--config", str(cfg_file), "--study-dir", str(d), "--simulate", "--quiet"]
     assert main(args) == 0
@@ -355,13 +338,13 @@ def test_cli_search_simulated_resume_and_refusals(tmp_path: Path, capsys: pytest
     assert "4/4 trials finished" in out and (d / "report" / "index.html").exists()
     assert main(args + ["--n-trials", "6"]) == 0  # extend
     assert "6/6 trials finished" in capsys.readouterr().out
-    cfg_file.write_text(BASE.format(n=6).replace("chunk_ms: [160, 320, 640]", "chunk_ms: [160, 320]"))
+    study_file("t", 6, file="s.yaml", **{**BASE, "space": {**WIDE_SPACE, "chunk_ms": [160, 320]}})
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "space.chunk_ms" in err and "different config" in err
-    cfg_file.write_text(BASE.format(n=6))
+    study_file("t", 6, file="s.yaml", **BASE)
     assert main(args[:-2] + ["--quiet"]) == 2  # real pipeline into a simulated study: refused
     assert "simulated results" in capsys.readouterr().err
-    cfg_file.write_text(BASE.format(n=6) + "bogus: 1\n")
+    study_file("t", 6, file="s.yaml", **BASE, bogus=1)
     assert main(args) == 2
     assert "bogus" in capsys.readouterr().err

@@ -9,24 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from _helpers import study_config
+
 pytestmark = pytest.mark.slow
 
-STUDY = """
-study_name: e2e
-n_trials: 2
-seed: 0
-dataset: tiny
-space:
-  bits: 32
-  sparsity: 0.25
-  depth_multiplier: 0.25
-  chunk_ms: [160, 320]
-objectives: [wer, latency_ms, size_bytes]
-budgets: ["latency_ms <= 5000"]
-train: {epochs: 1, batch_size: 16, device: cpu}
-bench: {threads: 1, runs: 10, warmup: 2}
-sampler: {name: grid}
-"""
+#: what differs from _helpers.STUDY: the tiny corpus, a two-point grid (chunk 160 and 320 ms), quick timing
+STUDY = {"seed": 0, "dataset": "tiny", "space": {"bits": 32, "sparsity": 0.25, "depth_multiplier": 0.25,
+                                                 "chunk_ms": [160, 320]},
+         "budgets": ["latency_ms <= 5000"], "train": {"epochs": 1, "batch_size": 16, "device": "cpu"},
+         "bench": {"threads": 1, "runs": 10, "warmup": 2}, "sampler": {"name": "grid"}}
 
 
 def test_real_study_report_and_export(tmp_path: Path) -> None:
@@ -37,9 +28,9 @@ def test_real_study_report_and_export(tmp_path: Path) -> None:
     from edgetune._io import sha256_file
     from edgetune.cli import main
     from edgetune.report import build_report
-    from edgetune.search import StudyPaths, config_from_yaml, open_study, run_study
+    from edgetune.search import StudyPaths, open_study, run_study
 
-    config = config_from_yaml(STUDY)
+    config = study_config("e2e", 2, **STUDY)
     study_dir = tmp_path / "study"
     summary = run_study(config, study_dir, runner=pipeline.run_candidate, progress=False, report=build_report)
     trials = open_study(config, StudyPaths(study_dir), create=False).get_trials()

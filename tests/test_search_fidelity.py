@@ -10,21 +10,15 @@ import pytest
 
 from edgetune.errors import ConfigError, TrainingError
 from edgetune.report import build_report
-from edgetune.search import SimulatedRunner, StudyPaths, config_from_yaml, is_finished, open_study, run_study
+from edgetune.search import SimulatedRunner, StudyPaths, is_finished, open_study, run_study
 from edgetune.search._fidelity import TrialStopped
 
-BASE = """
-study_name: mf
-n_trials: {n}
-seed: 4
-space:
-  bits: [4, 8, 32]
-  sparsity: {{low: 0.0, high: 0.8, step: 0.1}}
-  depth_multiplier: {{low: 0.25, high: 1.0}}
-  chunk_ms: [160, 320, 640]
-objectives: [wer, latency_ms, size_bytes]
-sampler: {{name: random}}
-"""
+from _helpers import WIDE_SPACE, study_config
+
+
+def study(n: int, **overrides):
+    """This file's study (what differs from _helpers.STUDY): every knob searched, the default training."""
+    return study_config("mf", n, **{"seed": 4, "space": WIDE_SPACE, "train": None, **overrides})
 
 
 def load(config, d: Path):
@@ -32,7 +26,7 @@ def load(config, d: Path):
 
 
 def test_precheck_rejects_over_budget_candidates_before_training(tmp_path: Path) -> None:
-    config = config_from_yaml(BASE.format(n=12) + "budgets: ['latency_ms <= 300']\ntrain: {epochs: 2}\nprecheck: true\n")
+    config = study(12, budgets=["latency_ms <= 300"], train={"epochs": 2}, precheck=True)
     runner = SimulatedRunner()
     summary = run_study(config, tmp_path, runner=runner, progress=False, report=build_report)
     trials = load(config, tmp_path).get_trials()
@@ -56,7 +50,7 @@ def test_precheck_rejects_over_budget_candidates_before_training(tmp_path: Path)
 
 
 def moasha_config(n: int = 14):
-    return config_from_yaml(BASE.format(n=n) + "train: {epochs: 9}\nscheduler: {name: moasha, min_epochs: 1, eta: 3}\n")
+    return study(n, train={"epochs": 9}, scheduler={"name": "moasha", "min_epochs": 1, "eta": 3})
 
 
 def test_moasha_stops_dominated_trials_and_never_counts_them_as_complete(tmp_path: Path) -> None:
@@ -136,16 +130,16 @@ def test_resume_keeps_stopped_trials_stopped(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "extra, key",
+    "overrides, key",
     [
-        ("train: {epochs: 2}\nscheduler: {name: moasha, min_epochs: 2}\n", "scheduler.min_epochs"),
-        ("scheduler: {name: hyperband}\n", "scheduler.name"),
-        ("scheduler: {name: moasha, eta: 1}\n", "scheduler.eta"),
-        ("precheck: true\n", "precheck"),
-        ("budgets: ['wer <= 0.3']\nprecheck: true\n", "precheck"),
+        ({"train": {"epochs": 2}, "scheduler": {"name": "moasha", "min_epochs": 2}}, "scheduler.min_epochs"),
+        ({"scheduler": {"name": "hyperband"}}, "scheduler.name"),
+        ({"scheduler": {"name": "moasha", "eta": 1}}, "scheduler.eta"),
+        ({"precheck": True}, "precheck"),
+        ({"budgets": ["wer <= 0.3"], "precheck": True}, "precheck"),
     ],
 )
-def test_fidelity_config_errors(extra: str, key: str) -> None:
+def test_fidelity_config_errors(overrides: dict, key: str) -> None:
     with pytest.raises(ConfigError) as e:
-        config_from_yaml(BASE.format(n=3) + extra)
+        study(3, **overrides)
     assert str(e.value).startswith(key + ":")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from _helpers import kill_mid_trial
+from _helpers import kill_mid_trial, study_yaml
 
 from edgetune.errors import ConfigError
 from edgetune.search._workers import parse_gpus, plan, worker_command
@@ -18,16 +18,6 @@ from edgetune.search._workers import parse_gpus, plan, worker_command
 REPO = Path(__file__).resolve().parents[1]
 TWO_CORES = pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
                                reason="needs 2 CPU cores")
-ONE_POINT = """
-version: 1
-study_name: one-point
-n_trials: {n_trials}
-seed: 0
-space: {{bits: [8], sparsity: [0.5], depth_multiplier: [0.5], chunk_ms: [160]}}
-train: {{epochs: {epochs}}}
-objectives: [wer, latency_ms]
-sampler: {{name: random, enqueue_baseline: false}}
-"""
 
 
 def search_command(config: Path, study_dir: Path, *args: str) -> tuple[list[str], dict[str, str]]:
@@ -41,7 +31,9 @@ def search_command(config: Path, study_dir: Path, *args: str) -> tuple[list[str]
 def one_point_config(tmp_path: Path, *, n_trials: int, epochs: int) -> Path:
     """A one-point space: every trial draws the same knobs."""
     cfg = tmp_path / "one-point.yaml"
-    cfg.write_text(ONE_POINT.format(n_trials=n_trials, epochs=epochs))
+    cfg.write_text(study_yaml("one-point", n_trials, seed=0, train={"epochs": epochs}, objectives=["wer", "latency_ms"],
+                              space={"bits": [8], "sparsity": [0.5], "depth_multiplier": [0.5], "chunk_ms": [160]},
+                              sampler={"name": "random", "enqueue_baseline": False}))
     return cfg
 
 
@@ -150,16 +142,10 @@ def test_ctrl_c_while_waiting_for_a_twin_leaves_no_trial_running(tmp_path: Path)
 
 # ---- issue 17: worker supervision --------------------------------------------------------------
 
-SPREAD = """
-version: 1
-study_name: spread
-n_trials: {n_trials}
-seed: 0
-space: {{bits: [8, 32], sparsity: [0.0, 0.25, 0.5], chunk_ms: [160, 320]}}
-train: {{epochs: {epochs}}}
-objectives: [wer, latency_ms]
-sampler: {{name: random}}
-"""
+def spread_yaml(n_trials: int, epochs: int) -> str:
+    """A study of 12 knob settings whose trials each take ``epochs`` simulated epochs."""
+    return study_yaml("spread", n_trials, seed=0, train={"epochs": epochs}, objectives=["wer", "latency_ms"],
+                      space={"bits": [8, 32], "sparsity": [0.0, 0.25, 0.5], "chunk_ms": [160, 320]})
 
 
 def _helpers(launcher_pid: int) -> list:
@@ -201,7 +187,7 @@ def test_a_killed_helpers_trial_is_requeued_at_once_and_the_study_finishes(tmp_p
     from edgetune.search import load_study_dir
 
     cfg = tmp_path / "spread.yaml"
-    cfg.write_text(SPREAD.format(n_trials=6, epochs=3))
+    cfg.write_text(spread_yaml(n_trials=6, epochs=3))
     study_dir = tmp_path / "study"
     cmd, env = search_command(cfg, study_dir, "--simulate", "0.7", "--workers", "2", "--no-report")
     launcher = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
@@ -233,7 +219,7 @@ def test_helpers_exit_when_their_launcher_dies(tmp_path: Path) -> None:
     import psutil
 
     cfg = tmp_path / "spread.yaml"
-    cfg.write_text(SPREAD.format(n_trials=40, epochs=20))
+    cfg.write_text(spread_yaml(n_trials=40, epochs=20))
     study_dir = tmp_path / "study"
     cmd, env = search_command(cfg, study_dir, "--simulate", "1.0", "--workers", "2", "--no-report")
     launcher = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

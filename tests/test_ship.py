@@ -222,7 +222,7 @@ def test_transcribe_with_the_sherpa_engine_prints_sherpas_text(models, audio, tm
         assert json.loads(capsys.readouterr().out) == {"audio": wav, "text": expected}
 
 
-def test_ship_front_checks_every_front_model_of_a_study(tmp_path):
+def test_ship_front_checks_every_front_model_of_a_study(tmp_path, study_file):
     """`edgetune ship --front`: each front model of a real (tiny) derived study decodes identically in sherpa-onnx."""
     import csv
     import subprocess
@@ -238,12 +238,11 @@ def test_ship_front_checks_every_front_model_of_a_study(tmp_path):
                         "train: {epochs: 2, batch_size: 8, device: cpu, num_threads: 1}\n")
     subprocess.run([sys.executable, "-m", "edgetune", "base", "train", "--config", str(base_cfg), "--out",
                     str(tmp_path / "base"), "--no-progress"], check=True, env=env, cwd=root, capture_output=True)
-    study = tmp_path / "study.yaml"
-    study.write_text(f"version: 1\nstudy_name: f\nn_trials: 2\ndataset: tiny\nbase: {{path: {tmp_path / 'base'}}}\n"
-                     "space: {bits: [8, 32], depth_multiplier: [0.5, 1.0], chunk_ms: [160], lr: 1.0e-3}\n"
-                     "train: {epochs: 1, batch_size: 8, device: cpu, num_threads: 1}\n"
-                     "objectives: [wer, latency_ms, size_bytes]\nbench: {threads: 1, runs: 5, warmup: 1}\n"
-                     "sampler: {name: nsga2, population_size: 2, enqueue: [{bits: 8}]}\n")
+    study = study_file("f", 2, seed=None, dataset="tiny", base={"path": str(tmp_path / "base")},
+                       space={"bits": [8, 32], "depth_multiplier": [0.5, 1.0], "chunk_ms": [160], "lr": 1.0e-3},
+                       train={"epochs": 1, "batch_size": 8, "device": "cpu", "num_threads": 1},
+                       bench={"threads": 1, "runs": 5, "warmup": 1},
+                       sampler={"name": "nsga2", "population_size": 2, "enqueue": [{"bits": 8}]})
     subprocess.run([sys.executable, "-m", "edgetune", "search", "--config", str(study), "--study-dir",
                     str(tmp_path / "s")], check=True, env=env, cwd=root, capture_output=True)
     with open(tmp_path / "s" / "report" / "trials.csv", newline="") as f:

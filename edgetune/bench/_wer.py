@@ -200,7 +200,7 @@ def _compare(manifest: dict[str, Any], device: list[str], host: list[str]) -> di
                                            for i, r, d, h in zip(ids, refs, device, host)],
                            "wer": None, "wer_host": None, "wer_delta": None, "worst_group_wer": None}
     if ids and all(isinstance(r, str) for r in refs):
-        from edgetune.train.trainer import group_wer, word_error_rate
+        from edgetune.data._text import group_wer, word_error_rate
 
         wer, wer_host = word_error_rate(refs, device), word_error_rate(refs, host)
         per_group = group_wer(refs, device, manifest["groups"])

@@ -55,6 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # disk full, read-only or unwritable folder, I/O error: no traceback
         print(f"edgetune {args.command}: error: {os_error_message(exc)}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:  # an optional dependency the light install leaves out: name the extra
+        from edgetune._imports import missing_extra
+
+        fix = missing_extra(exc)
+        if fix is None:
+            raise
+        print(f"edgetune {args.command}: error: {fix}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"edgetune {args.command}: interrupted; finished work is kept on disk", file=sys.stderr)
         return 130

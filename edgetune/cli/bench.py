@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 
@@ -55,6 +54,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from edgetune._io import atomic_write_text
     from edgetune.bench import bench_models
     from edgetune.errors import ConfigError
 
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     for result, out in zip(results, [args.json_out, args.baseline_json]):
         print(format_table(result))
         if out:
-            write_json_atomic(out, result)
+            atomic_write_text(out, json.dumps(result, indent=1, sort_keys=True) + "\n")
             print(f"wrote {out}")
     return 0
 
@@ -114,13 +114,6 @@ def format_table(r: dict) -> str:
                      f"utterance(s); {w['transcripts_differ']} transcript(s) differ")
     lines += [f"warning: {w}" for w in r.get("warnings", [])]
     return "\n".join(lines)
-
-
-def write_json_atomic(path: str | os.PathLike, data: dict) -> None:
-    """Write JSON to a temp file beside ``path``, then rename: a crash never leaves half a file."""
-    from edgetune._io import atomic_write_text
-
-    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

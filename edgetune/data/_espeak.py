@@ -45,8 +45,9 @@ _CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctype
 def _loader():
     try:
         import espeakng_loader
-    except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise DataError(f"the built-in corpus needs espeakng-loader ({exc}); fix: pip install espeakng-loader") from None
+    except ImportError as exc:  # pragma: no cover - in the full extra
+        raise DataError(f"the built-in corpus needs espeakng-loader ({exc}); fix: pip install 'edgetune[full]' "
+                        f"(or pip install espeakng-loader)") from None
     return espeakng_loader
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgetune._io import atomic_write_text  # noqa: F401 (also imported from here by edgetune.ship)
+from edgetune._io import atomic_write_text
 from edgetune.errors import DataError
 
 SPLITS = ("train", "dev", "test")

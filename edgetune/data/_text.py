@@ -1,4 +1,4 @@
-"""The character vocabulary and transcript normalisation.
+"""The character vocabulary, transcript normalisation and word error rate.
 
 Every transcript that reaches a model is spelled with :data:`VOCABULARY` only: lowercase
 ``a``-``z``, space and apostrophe, with index 0 the CTC blank. :func:`normalize_text` maps
@@ -18,6 +18,9 @@ written English onto it:
 
 Characters left after these steps that are not in the vocabulary (``ß``, ``ø``, CJK, ...)
 are reported by :func:`unknown_chars` and dropped by :func:`normalize_text`.
+
+:func:`word_error_rate` and :func:`group_wer` score transcripts (jiwer, imported on first use);
+training, the study and ``edgetune bench --wer`` all score with them.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from edgetune.errors import DataError
 
@@ -152,3 +155,22 @@ def decode(ids: Iterable[int]) -> str:
             raise DataError(f"id {i} is outside the vocabulary (0..{len(VOCABULARY) - 1})")
         out.append(VOCABULARY[i])
     return "".join(out)
+
+
+def word_error_rate(refs: Sequence[str], hyps: Sequence[str]) -> float:
+    """Corpus WER (jiwer); an empty hypothesis counts as all deletions."""
+    import jiwer
+
+    if not refs:
+        return float("nan")
+    return float(jiwer.wer(list(refs), [h if h.strip() else "" for h in hyps]))
+
+
+def group_wer(refs: Sequence[str], hyps: Sequence[str], groups: Sequence[str]) -> dict[str, float]:
+    """WER per group (e.g. accent); utterances without a group are left out."""
+    by: dict[str, tuple[list[str], list[str]]] = {}
+    for r, h, g in zip(refs, hyps, groups):
+        if g:
+            by.setdefault(g, ([], []))[0].append(r)
+            by[g][1].append(h)
+    return {g: word_error_rate(r, h) for g, (r, h) in sorted(by.items())}

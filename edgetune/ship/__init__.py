@@ -3,19 +3,31 @@
 Today's runtime is sherpa-onnx (k2-fsa): :func:`ship_check` writes ``model.onnx`` in its
 ``zipformer2_ctc`` layout (or ``wenet_ctc``: ``model_type=``) plus ``tokens.txt`` and a how-to (:mod:`edgetune.export.sherpa`),
 decodes audio with the real sherpa-onnx in a subprocess and compares the transcripts with
-edgetune's own streaming runner. Importing this package imports neither onnx nor sherpa-onnx.
+edgetune's own streaming runner; :func:`transcribe_with_sherpa` decodes audio files that way
+(``edgetune transcribe --engine sherpa-onnx``). Importing this package imports neither onnx nor sherpa-onnx.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from edgetune._imports import lazy_getattr
 
-__all__ = ["DEFAULT_MIN_IDENTICAL", "SHIP_JSON", "decode_like_sherpa", "decode_with_sherpa", "ship_check"]
+__all__ = [
+    "DEFAULT_MIN_IDENTICAL",
+    "SHIP_JSON",
+    "decode_like_sherpa",
+    "decode_with_sherpa",
+    "ship_check",
+    "transcribe_with_sherpa",
+]
+
+_LAZY = {
+    "DEFAULT_MIN_IDENTICAL": "edgetune.ship._check",
+    "SHIP_JSON": "edgetune.ship._check",
+    "decode_like_sherpa": "edgetune.ship._check",
+    "decode_with_sherpa": "edgetune.ship._check",
+    "ship_check": "edgetune.ship._check",
+    "transcribe_with_sherpa": "edgetune.ship._transcribe",
+}
 
 
-def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from edgetune.ship import _check
-
-        return getattr(_check, name)
-    raise AttributeError(f"module 'edgetune.ship' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)

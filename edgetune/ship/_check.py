@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from edgetune.data._manifest import atomic_write_text
+from edgetune._io import atomic_write_text
 from edgetune.errors import ShipError
 
 WORKER = Path(__file__).with_name("_sherpa_decode.py")

@@ -14,7 +14,7 @@ _LAZY = {
     "evaluate": "edgetune.train.trainer",
     "calibrate": "edgetune.train.trainer",
     "ctc_greedy": "edgetune.train.trainer",
-    "word_error_rate": "edgetune.train.trainer",
+    "word_error_rate": "edgetune.data._text",
     "resolve_device": "edgetune.train.trainer",
     "Example": "edgetune.train._batching",
     "TrainCheckpoint": "edgetune.train._checkpoint",

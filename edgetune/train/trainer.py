@@ -25,6 +25,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from edgetune.data._text import group_wer, word_error_rate
 from edgetune.errors import ConfigError, TrainingError
 from edgetune.knobs import FRAME_SHIFT_MS, SUBSAMPLING, Knobs, PruneSchedule, TrainSettings
 from edgetune.model.quant import set_quant
@@ -135,25 +136,6 @@ def _collapse(best: Sequence[int], vocabulary: Sequence[str], blank: int = 0) ->
             out.append(vocabulary[i])
         prev = i
     return " ".join("".join(out).split())
-
-
-def word_error_rate(refs: Sequence[str], hyps: Sequence[str]) -> float:
-    """Corpus WER (jiwer); an empty hypothesis counts as all deletions."""
-    import jiwer
-
-    if not refs:
-        return float("nan")
-    return float(jiwer.wer(list(refs), [h if h.strip() else "" for h in hyps]))
-
-
-def group_wer(refs: Sequence[str], hyps: Sequence[str], groups: Sequence[str]) -> dict[str, float]:
-    """WER per group (e.g. accent); utterances without a group are left out."""
-    by: dict[str, tuple[list[str], list[str]]] = {}
-    for r, h, g in zip(refs, hyps, groups):
-        if g:
-            by.setdefault(g, ([], []))[0].append(r)
-            by[g][1].append(h)
-    return {g: word_error_rate(r, h) for g, (r, h) in sorted(by.items())}
 
 
 def wer_from_transcripts(rows: list[dict[str, Any]], key: str = "hyp") -> dict[str, Any]:
