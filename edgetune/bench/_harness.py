@@ -2,14 +2,8 @@
 read the JSON lines back, and add what is measured on the host (file size, gzip size,
 algorithmic latency from the metadata).
 
-Two runners:
-
-* ``"python"`` (default): ``runner.py`` (numpy + onnxruntime) streams the model chunk by chunk
-  with its caches and times each chunk step.
-* ``"perf_test"``: ONNX Runtime's own ``onnxruntime_perf_test`` binary, for devices with no
-  Python. It times one ``Run`` per sample with generated inputs (caches are inputs like any
-  other), so it measures the same chunk step without carrying caches over. Samples come from
-  its result file (one CSV line per run), the fingerprint from a few ``cat`` commands.
+The runner is looked up by name (``runner="python"`` or ``"perf_test"``, or one registered
+with :func:`edgetune.bench.register_runner`; see ``_runners.py``), the transport by target.
 """
 
 from __future__ import annotations
@@ -19,19 +13,18 @@ import json
 import math
 import os
 import re
-import tempfile
 import uuid
 import zlib
 from pathlib import Path
 from typing import Any
 
 from edgetune.errors import ArtifactError, ConfigError, TargetError
-from edgetune.bench._transport import SETUP_TIMEOUT_S, Transport, parse_target
+from edgetune.bench._runners import (REMOTE_MODEL, REMOTE_RUNNER, RUNNER_PATH, RUNNERS, Timing, get_runner,
+                                     parse_events, runner_options)
+from edgetune.bench._transport import SETUP_TIMEOUT_S, parse_target
 
-RUNNER_PATH = Path(__file__).parents[1] / "_runner.py"  # standalone: copied as-is to the device
-REMOTE_MODEL = "model.onnx"
-REMOTE_RUNNER = "edgetune_runner.py"
-RUNNERS = ("python", "perf_test")
+#: bench settings every runner shares (each runner adds the options it reads, e.g. ``perf_test``)
+COMMON_SETTINGS = ("threads", "runs", "warmup", "cores", "timeout_s", "runner", "verify")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
@@ -39,7 +32,7 @@ def bench_model(model_path: str | os.PathLike, target: str = "local", *, threads
                 warmup: int = 20, cores: str | None = None, timeout_s: float = 600,
                 runner: str = "python", features: str | None = None, seed: int = 0,
                 perf_test: str | None = None, rounds: int = 1, reference: bool = False,
-                verify: bool = True) -> dict[str, Any]:
+                verify: bool = True, **options: Any) -> dict[str, Any]:
     """Time an edgetune streaming ONNX model on ``target``; return a JSON-serialisable result.
 
     Keys: ``latency_ms`` {p50, p90, p99, mean, std, min, max} of one chunk step, ``samples_ms``,
@@ -58,10 +51,11 @@ def bench_model(model_path: str | os.PathLike, target: str = "local", *, threads
     reference model beside it (see :func:`bench_models`). Raises ArtifactError for a missing
     or non-edgetune model, ConfigError for bad settings, TargetError for transport/runner failures.
     ``verify`` (default) refuses a model whose content digest no longer matches (modified after export).
+    ``options`` go to a registered runner that reads them (:func:`edgetune.bench.register_runner`).
     """
     return bench_models([model_path], target, threads=threads, runs=runs, warmup=warmup, cores=cores,
                         timeout_s=timeout_s, runner=runner, features=features, seed=seed, perf_test=perf_test,
-                        rounds=rounds, reference=reference, verify=verify)[0]
+                        rounds=rounds, reference=reference, verify=verify, **options)[0]
 
 
 def bench_models(model_paths: list[str | os.PathLike], target: str = "local", *, rounds: int = 3,
@@ -87,14 +81,15 @@ def bench_models(model_paths: list[str | os.PathLike], target: str = "local", *,
     """
     threads, runs, warmup = settings.get("threads", 1), settings.get("runs", 200), settings.get("warmup", 20)
     cores, timeout_s, runner = settings.get("cores"), settings.get("timeout_s", 600), settings.get("runner", "python")
-    unknown = set(settings) - {"threads", "runs", "warmup", "cores", "timeout_s", "runner", "features", "seed",
-                               "perf_test", "verify"}
+    unknown = set(settings) - set(COMMON_SETTINGS) - runner_options()
     if unknown:
         raise ConfigError(f"unknown bench setting(s) {sorted(unknown)}")
     if not model_paths:
         raise ConfigError("bench_models needs at least one model path")
+    _check_settings(threads=threads, runs=runs, warmup=warmup, timeout_s=timeout_s, runner=runner, cores=cores)
+    device_runner = get_runner(runner).make(settings)
     if reference:
-        if runner != "python" or interleave != "block":
+        if not device_runner.interleaves or interleave != "block":
             raise ConfigError("reference=True needs the python runner and block interleaving (one process "
                               f"alternates the model and the reference), but got runner={runner!r}, "
                               f"interleave={interleave!r}")
@@ -106,8 +101,7 @@ def bench_models(model_paths: list[str | os.PathLike], target: str = "local", *,
             raise ConfigError(f"{name} must be an integer >= 1, but got {value!r}")
     if interleave not in ("block", "process"):
         raise ConfigError(f"interleave must be 'block' or 'process', but got {interleave!r}")
-    _check_settings(threads=threads, runs=runs, warmup=warmup, timeout_s=timeout_s, runner=runner, cores=cores)
-    mode = "block" if interleave == "block" and runner == "python" and len(model_paths) > 1 else "process"
+    mode = "block" if interleave == "block" and device_runner.interleaves and len(model_paths) > 1 else "process"
     if mode == "block":
         runs = -(-runs // block) * block  # whole blocks, so samples pair up block by block
     models = []
@@ -120,13 +114,10 @@ def bench_models(model_paths: list[str | os.PathLike], target: str = "local", *,
             "chunk_ms": float(meta.get("chunk_ms") or 0.0), "knobs": meta.get("knobs")}))
     transport = parse_target(target)
     per_model: list[list[dict[str, Any]]] = [[] for _ in models]
-    run = dict(threads=threads, warmup=warmup, cores=cores, timeout_s=timeout_s,
-               features=bool(settings.get("features")), seed=settings.get("seed", 0))
+    timing = Timing(threads=threads, warmup=warmup, cores=cores, timeout_s=timeout_s)
+    chunk_ms = [host_side["chunk_ms"] for _, _, host_side in models]
     with transport.session() as remote_dir:
-        if runner == "python":
-            transport.push(str(RUNNER_PATH), f"{remote_dir}/{REMOTE_RUNNER}")
-            if settings.get("features"):
-                transport.push(settings["features"], f"{remote_dir}/features.npy")
+        device_runner.prepare(transport, remote_dir)
         for i, (path, external, _) in enumerate(models):
             res = transport.run(["mkdir", f"m{i}"], SETUP_TIMEOUT_S, cwd=remote_dir, what="make a model directory")
             if res.returncode != 0:
@@ -137,20 +128,17 @@ def bench_models(model_paths: list[str | os.PathLike], target: str = "local", *,
         names = [f"m{i}/{REMOTE_MODEL}" for i in range(len(models))]
         for _ in range(rounds):
             if mode == "block":
-                for i, device in enumerate(_run_python_runner(transport, remote_dir, names, runs=runs,
-                                                              block=block, **run)):
+                for i, device in enumerate(device_runner.time(transport, remote_dir, names, runs=runs, timing=timing,
+                                                              chunk_ms=chunk_ms, block=block)):
                     per_model[i].append(device)
                 continue
-            for i, (_, _, host_side) in enumerate(models):
-                if runner == "python":
-                    device = _run_python_runner(transport, remote_dir, [names[i]], runs=runs, **run)[0]
-                else:
-                    device = _run_perf_test(transport, f"{remote_dir}/m{i}", perf_test=settings.get("perf_test"),
-                                            threads=threads, runs=runs, cores=cores, timeout_s=timeout_s,
-                                            chunk_ms=host_side["chunk_ms"])
+            for i in range(len(models)):
+                device = device_runner.time(transport, remote_dir, [names[i]], runs=runs, timing=timing,
+                                            chunk_ms=[chunk_ms[i]])[0]
                 per_model[i].append(device)
-        solo_rss = ([_run_python_runner(transport, remote_dir, [name], **{**run, "warmup": 1}, runs=2)[0]
-                     for name in names] if mode == "block" else None)
+        solo = Timing(threads=threads, warmup=1, cores=cores, timeout_s=timeout_s)
+        solo_rss = ([device_runner.time(transport, remote_dir, [name], runs=2, timing=solo, chunk_ms=[c])[0]
+                     for name, c in zip(names, chunk_ms)] if mode == "block" else None)
     created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     job = uuid.uuid4().hex
     results = []
@@ -284,8 +272,7 @@ def gzip_size(path: Path, external: list[str] = ()) -> int:
 
 
 def _check_settings(*, threads: int, runs: int, warmup: int, timeout_s: float, runner: str, cores: str | None) -> None:
-    if runner not in RUNNERS:
-        raise ConfigError(f"runner must be one of {', '.join(RUNNERS)}, but got {runner!r}")
+    get_runner(runner)  # ConfigError listing the registered runners
     for name, value, low in (("threads", threads, 1), ("runs", runs, 2), ("warmup", warmup, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ConfigError(f"{name} must be an integer >= {low}, but got {value!r}")
@@ -295,83 +282,5 @@ def _check_settings(*, threads: int, runs: int, warmup: int, timeout_s: float, r
         raise ConfigError(f"cores must be a taskset-style list like '0' or '0,2-3', but got {cores!r}")
 
 
-# ----------------------------------------------------------------------------- python runner
-
-
-def _run_python_runner(transport: Transport, remote_dir: str, models: list[str], *, threads: int, runs: int,
-                       warmup: int, cores: str | None, timeout_s: float, features: bool, seed: int,
-                       block: int = 20) -> list[dict[str, Any]]:
-    """Run the pushed runner in ``remote_dir`` on ``models`` (relative paths); one result per model."""
-    argv = [transport.python, REMOTE_RUNNER, "--threads", str(threads), "--runs", str(runs),
-            "--warmup", str(warmup), "--seed", str(seed), "--block", str(block),
-            # the runner stops itself a little before the host gives up, so nothing lingers on the device
-            "--max-seconds", f"{max(1.0, timeout_s - 2.0):g}"]
-    for model in models:
-        argv += ["--model", model]
-    if cores:
-        argv += ["--cores", cores]
-    if features:
-        argv += ["--features", "features.npy"]
-    res = transport.run(argv, timeout_s, cwd=remote_dir, what="run the latency runner")
-    events = parse_events(res.stdout)
-    final = events[-1] if events else None
-    if final is None or final.get("type") != "result" or res.returncode != 0:
-        if final is not None and final.get("type") == "error":
-            raise TargetError(f"{transport.target}: the runner failed: {final.get('error')}: {final.get('message')}")
-        detail = (res.stderr.strip() or res.stdout.strip() or "no output").splitlines()[-3:]
-        raise TargetError(f"{transport.target}: the runner exited with status {res.returncode} and no result "
-                          f"line ({transport.python} {REMOTE_RUNNER}): {' | '.join(detail)}. Fix: check that "
-                          f"{transport.python!r} exists on the device with numpy and onnxruntime installed "
-                          f"(set python=... in the target or $EDGETUNE_REMOTE_PYTHON)")
-    results = final["results"] if "results" in final else [{k: v for k, v in final.items() if k != "type"}]
-    for r in results:
-        for key in ("runs", "warmup", "threads", "cores"):  # the harness reports these itself
-            r.pop(key, None)
-    return results
-
-
-def parse_events(stdout: str) -> list[dict[str, Any]]:
-    """The runner's JSON event lines (``{"type": ...}``) in order; other lines are ignored."""
-    events = []
-    for line in stdout.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(event, dict) and "type" in event:
-                events.append(event)
-    return events
-
-
-# ----------------------------------------------------------------------------- onnxruntime_perf_test
-
-
-def _run_perf_test(transport: Transport, remote_dir: str, *, perf_test: str | None, threads: int, runs: int,
-                   cores: str | None, timeout_s: float, chunk_ms: float) -> dict[str, Any]:
-    from edgetune.bench._perf_test import parse_perf_test, perf_test_argv, fingerprint_script, parse_fingerprint
-
-    binary = perf_test or os.environ.get("EDGETUNE_PERF_TEST") or "onnxruntime_perf_test"
-    argv = perf_test_argv(binary, REMOTE_MODEL, "perf_result.txt", runs=runs, threads=threads)
-    if cores:
-        argv = ["taskset", "-c", cores, *argv]
-    res = transport.run(argv, timeout_s, cwd=remote_dir, what="run onnxruntime_perf_test")
-    if res.returncode != 0:
-        tail = " | ".join((res.stderr.strip() or res.stdout.strip() or "no output").splitlines()[-3:])
-        raise TargetError(f"{transport.target}: {binary} exited with status {res.returncode}: {tail}. Fix: pass "
-                          f"perf_test=/path/to/onnxruntime_perf_test (or $EDGETUNE_PERF_TEST) built for the device")
-    with tempfile.TemporaryDirectory(prefix="edgetune-perf.") as tmp:
-        local = os.path.join(tmp, "perf_result.txt")
-        transport.pull(f"{remote_dir}/perf_result.txt", local)
-        with open(local, encoding="utf-8", errors="replace") as f:
-            result_file = f.read()
-    parsed = parse_perf_test(res.stdout, result_file)
-    fp_res = transport.run(["sh", "-c", fingerprint_script()], SETUP_TIMEOUT_S, what="read the device fingerprint")
-    fingerprint = parse_fingerprint(fp_res.stdout)
-    fingerprint["perf_test"] = binary
-    latency = parsed["latency_ms"]
-    return {**parsed, "fingerprint": fingerprint, "rtf": latency["mean"] / chunk_ms if chunk_ms else None,
-            "baseline_rss_bytes": None, "model_rss_bytes": None, "warnings": [
-                "onnxruntime_perf_test times Run() with generated inputs: caches are not carried over "
-                "between samples and warmup is its single first run"]}
+__all__ = ["COMMON_SETTINGS", "REMOTE_MODEL", "REMOTE_RUNNER", "RUNNERS", "RUNNER_PATH", "bench_model",
+           "bench_models", "parse_events", "read_model_metadata"]

@@ -125,8 +125,8 @@ def device_wer(model_path: str | os.PathLike, source: str | os.PathLike, target:
     features file that was modified (on the host, in transit or on the device), TargetError when
     the target or runner fails. ``target`` may also be a :class:`Transport` instance.
     """
-    from edgetune.bench._harness import (REMOTE_MODEL, REMOTE_RUNNER, RUNNER_PATH, parse_events,
-                                         read_model_metadata)
+    from edgetune.bench._harness import read_model_metadata
+    from edgetune.bench._runners import REMOTE_MODEL, REMOTE_RUNNER, RUNNER_PATH, parse_events
     from edgetune._runner import decode_features, file_sha256
 
     model_path = Path(model_path)

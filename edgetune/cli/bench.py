@@ -24,8 +24,11 @@ def register(subparsers) -> None:
     p.add_argument("--runs", type=int, default=200, help="timed chunk steps (default 200; >= 1000 for a stable p99)")
     p.add_argument("--warmup", type=int, default=20, help="untimed chunk steps first (default 20)")
     p.add_argument("--cores", default=None, help="pin to these cores, taskset syntax: 0 or 4-7 or 0,2")
-    p.add_argument("--runner", choices=["python", "perf_test"], default="python",
-                   help="python: runner.py (numpy+onnxruntime); perf_test: onnxruntime_perf_test binary")
+    from edgetune.bench import runners
+
+    p.add_argument("--runner", choices=runners(), default="python",
+                   help="python: runner.py (numpy+onnxruntime); perf_test: onnxruntime_perf_test binary; "
+                        "or one registered with edgetune.bench.register_runner")
     p.add_argument("--perf-test", default=None, metavar="PATH",
                    help="onnxruntime_perf_test path on the device (default $EDGETUNE_PERF_TEST or PATH)")
     p.add_argument("--features", default=None, help="a [T, n_mels] .npy of real features (default: random)")

@@ -19,15 +19,23 @@ def register(subparsers) -> None:
     p.add_argument("--static", action="store_true",
                    help="index.html without JavaScript (KBs instead of MBs; Pareto plot as pareto.png), "
                         "for a report to commit or mail")
+    p.add_argument("--format", action="append", default=None, dest="formats", metavar="NAME",
+                   help="write only this format (repeatable): html, markdown, csv, png or one registered with "
+                        "edgetune.report.register_renderer (default: all four)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from edgetune.report import build_report
+    from edgetune.report._renderers import report_files
 
-    out = build_report(args.study_dir, storage=args.storage, out_dir=args.out, interactive=not args.static)
-    print(f"report: {out / 'index.html'}")
-    print(f"        {out / 'pareto.md'}, {out / 'trials.csv'}, {out / 'pareto.png'}")
+    formats = getattr(args, "formats", None)
+    out = build_report(args.study_dir, storage=args.storage, out_dir=args.out, interactive=not args.static,
+                       formats=formats)
+    first, *rest = report_files(formats)
+    print(f"report: {out / first}")
+    if rest:
+        print(f"        {', '.join(str(out / name) for name in rest)}")
     return 0
 
 

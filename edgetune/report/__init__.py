@@ -1,5 +1,6 @@
 """Reports of a study: the Pareto front and hypervolume (pure functions over arrays), and the
-renderers that consume them (offline HTML, Markdown, CSV, PNG); model cards for exported trials.
+renderers that consume them (offline HTML, Markdown, CSV, PNG; more with
+:func:`register_renderer`); model cards for exported trials.
 
 Light to import: pandas, plotly, matplotlib and moocore load only when a report is built.
 """
@@ -9,18 +10,26 @@ from __future__ import annotations
 from edgetune._imports import lazy_getattr
 
 __all__ = [
+    "Renderer",
     "build_report",
     "derive_reference_point",
     "dominates",
     "export_trial",
+    "get_renderer",
     "hypervolume",
     "hypervolume_history",
     "pareto_front",
     "pareto_mask",
+    "register_renderer",
+    "renderers",
 ]
 
 _LAZY = {
+    "Renderer": "edgetune.report._renderers",
     "build_report": "edgetune.report._build",
+    "get_renderer": "edgetune.report._renderers",
+    "register_renderer": "edgetune.report._renderers",
+    "renderers": "edgetune.report._renderers",
     "export_trial": "edgetune.report._card",
     "derive_reference_point": "edgetune._pareto",
     "dominates": "edgetune._pareto",

@@ -1,22 +1,23 @@
-"""Build ``<study dir>/report/``: collect once, render four files, swap the folder in atomically."""
+"""Build ``<study dir>/report/``: collect once, run each renderer, swap the folder in atomically."""
 
 from __future__ import annotations
 
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable
 
 from edgetune._io import replace_dir
+from edgetune.errors import ConfigError
 from edgetune.report._collect import ReportData, collect
-from edgetune.report._render import render_csv, render_html, render_markdown, render_png
+from edgetune.report._renderers import default_formats, get_renderer, report_files
 from edgetune.search._config import StudyConfig
 from edgetune.search._storage import StudyPaths, load_study_dir
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
 
-REPORT_FILES = ("index.html", "pareto.md", "trials.csv", "pareto.png")
+REPORT_FILES = tuple(report_files())  # the built-in formats: index.html, pareto.md, trials.csv, pareto.png
 
 
 def build_report(
@@ -27,14 +28,22 @@ def build_report(
     storage: str | None = None,
     out_dir: str | Path | None = None,
     interactive: bool = True,
+    formats: Iterable[str] | None = None,
 ) -> Path:
-    """Write ``index.html``, ``pareto.md``, ``trials.csv`` and ``pareto.png`` and return the folder.
+    """Write the report's files (default: ``index.html``, ``pareto.md``, ``trials.csv`` and
+    ``pareto.png``) and return the folder.
 
     The study is opened from ``study_dir`` unless ``study`` and ``config`` are given. The files
     are written into a temporary folder beside the destination which then replaces it, so a
     reader never sees a half-written report. ``interactive=False`` writes a small ``index.html``
-    without JavaScript (plotly.js alone is several MB), e.g. to commit a report.
+    without JavaScript (plotly.js alone is several MB), e.g. to commit a report. ``formats``
+    names the renderers to run (``html``, ``markdown``, ``csv``, ``png`` or registered ones,
+    :func:`edgetune.report.register_renderer`); default: every renderer registered as a default.
     """
+    renderers = [get_renderer(name) for name in (default_formats() if formats is None else formats)]
+    if not renderers:
+        raise ConfigError("formats must name at least one report format, e.g. ['html']; leave it out for the "
+                          f"default ones ({', '.join(default_formats())})")
     paths = StudyPaths(Path(study_dir))
     if study is None or config is None:
         config, study = load_study_dir(paths.root, storage=storage)
@@ -43,7 +52,8 @@ def build_report(
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
     try:
-        write_report_files(data, tmp, interactive=interactive)
+        for renderer in renderers:
+            renderer.render(data, tmp, {"interactive": interactive})
         replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -51,11 +61,11 @@ def build_report(
     return final
 
 
-def write_report_files(data: ReportData, folder: Path, *, interactive: bool = True) -> None:
-    (folder / "index.html").write_text(render_html(data, interactive=interactive), encoding="utf-8")
-    (folder / "pareto.md").write_text(render_markdown(data), encoding="utf-8")
-    (folder / "trials.csv").write_text(render_csv(data), encoding="utf-8")
-    render_png(data, folder / "pareto.png")
+def write_report_files(data: ReportData, folder: Path, *, interactive: bool = True,
+                       formats: Iterable[str] | None = None) -> list[Path]:
+    """Run the renderers of ``formats`` (default: the default ones) on ``data`` into ``folder``."""
+    names = default_formats() if formats is None else list(formats)
+    return [p for name in names for p in get_renderer(name).render(data, Path(folder), {"interactive": interactive})]
 
 
 __all__ = ["REPORT_FILES", "build_report", "write_report_files"]

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import html
+import itertools
 import math
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -96,10 +98,14 @@ def render_html(data: ReportData, *, interactive: bool = True) -> str:
     """
     from edgetune.report._figures import hypervolume_figure, importance_figure, pareto_figure
 
+    figures = itertools.count(1)
+
     def fig_html(fig: Any) -> str:
         if not interactive:
             return _STATIC_NOTE
-        return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
+        # fixed div ids (plotly picks random ones): the same data gives the same page
+        return fig.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False},
+                           div_id=f"edgetune-figure-{next(figures)}")
 
     esc = html.escape
     parts = [f"<h1>edgetune study report: {esc(data.study_name)}</h1>"]
@@ -154,16 +160,27 @@ def render_html(data: ReportData, *, interactive: bool = True) -> str:
 # ---- Markdown / CSV / PNG ---------------------------------------------------------------
 
 
+_MD_MARKUP = re.compile(r"<(?=[A-Za-z/!?])|&(?=[A-Za-z#])")
+
+
+def _md_text(text: str, *, cell: bool = False) -> str:
+    """Text for Markdown: one line, no raw HTML (a ``<`` that could open a tag, an ``&`` that
+    could start an entity are escaped; ``<=`` stays readable), and ``|`` escaped in table cells."""
+    text = " ".join(text.splitlines())
+    text = _MD_MARKUP.sub(lambda m: "&lt;" if m.group() == "<" else "&amp;", text)
+    return text.replace("|", "\\|") if cell else text
+
+
 def _md_table(rows: list[dict[str, Any]], cols: list[str]) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
     for r in rows:
-        lines.append("| " + " | ".join(_fmt(r.get(c)).replace("|", "\\|") for c in cols) + " |")
+        lines.append("| " + " | ".join(_md_text(_fmt(r.get(c)), cell=True) for c in cols) + " |")
     return "\n".join(lines)
 
 
 def render_markdown(data: ReportData) -> str:
-    out = [f"# Pareto front: {data.study_name}", ""]
-    out += [f"- **{k}**: {v}" for k, v in _summary_lines(data)]
+    out = [f"# Pareto front: {_md_text(data.study_name)}", ""]
+    out += [f"- **{k}**: {_md_text(v)}" for k, v in _summary_lines(data)]
     out += ["", "## Trials on the front", ""]
     front = data.front_table().to_dict("records")
     out.append(_md_table(front, _front_columns(data)) if front else "_No feasible complete trial._")
@@ -222,7 +239,8 @@ def render_png(data: ReportData, path: Path) -> None:
                 ax.axhline(b.bound, ls=":", c="#c00", label=str(b))
         ax.set_xlabel(metric_label(lat))
         ax.set_ylabel(metric_label(acc))
-        ax.set_title(f"{data.study_name}: front outlined and numbered (size = model size)")
+        name = data.study_name.replace("$", r"\$")  # a name is text, never mathtext
+        ax.set_title(f"{name}: front outlined and numbered (size = model size)")
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)

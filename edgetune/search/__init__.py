@@ -21,6 +21,7 @@ from edgetune.search._config import (
     save_config,
 )
 from edgetune.search._metrics import METRICS, Budget, Metric, metric_values
+from edgetune.search._samplers import SamplerKind, get_sampler, make_sampler, register_sampler, samplers
 from edgetune.search._simulated import SimulatedRunner
 from edgetune.search._space import DOMAINS, Choice, Fixed, FloatRange, KeyConfigError, KnobDomain, KnobSpec, SearchSpace
 from edgetune.search._storage import StudyPaths, load_study_dir, open_study
@@ -46,6 +47,7 @@ __all__ = [
     "ReplayRun",
     "ReportConfig",
     "SamplerConfig",
+    "SamplerKind",
     "SamplerName",
     "SchedulerConfig",
     "SearchSpace",
@@ -59,14 +61,18 @@ __all__ = [
     "config_from_yaml",
     "config_to_yaml",
     "front_numbers",
+    "get_sampler",
     "is_finished",
     "is_interrupted",
     "load_config",
     "load_study_dir",
+    "make_sampler",
     "metric_values",
     "open_study",
     "recover_interrupted",
+    "register_sampler",
     "run_study",
     "run_workers",
+    "samplers",
     "save_config",
 ]

@@ -39,7 +39,9 @@ RESUMABLE_KEYS = ("n_trials",)
 
 
 class SamplerName(str, Enum):
-    """Which Optuna sampler drives the study."""
+    """Which sampler drives the study: a built-in one, or one registered with
+    :func:`edgetune.search.register_sampler` (``SamplerName("mine")`` then gives a member that
+    is not listed here but has ``.value == "mine"``)."""
 
     NSGA2 = "nsga2"
     NSGA3 = "nsga3"
@@ -47,6 +49,16 @@ class SamplerName(str, Enum):
     GP = "gp"
     RANDOM = "random"
     GRID = "grid"
+
+    @classmethod
+    def _missing_(cls, value: object) -> "SamplerName | None":
+        from edgetune.search._samplers import samplers
+
+        if not isinstance(value, str) or value not in samplers():
+            return None
+        member = str.__new__(cls, value)  # a pseudo-member, as enum.Flag makes them
+        member._name_, member._value_ = value.upper(), value
+        return cls._value2member_map_.setdefault(value, member)
 
 
 def _check_keys(d: Any, valid: list[str], path: str) -> Mapping[str, Any]:
@@ -99,11 +111,10 @@ class SamplerConfig:
     enqueue: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
-        try:
-            object.__setattr__(self, "name", SamplerName(self.name))
-        except ValueError:
-            valid = ", ".join(s.value for s in SamplerName)
-            raise KeyConfigError("sampler.name", f"must be one of {valid}, but got {self.name!r}") from None
+        from edgetune.search._samplers import get_sampler
+
+        get_sampler(self.name)  # KeyConfigError listing the registered samplers
+        object.__setattr__(self, "name", SamplerName(getattr(self.name, "value", self.name)))
         _int("sampler.population_size", self.population_size, 2)
         _int("sampler.n_startup_trials", self.n_startup_trials, 0)
         if not isinstance(self.enqueue_baseline, bool):
@@ -118,7 +129,8 @@ class SamplerConfig:
 class SchedulerConfig:
     """Multi-fidelity early stopping. ``moasha``: a trial continues past a rung epoch
     (``min_epochs * eta**k`` below ``train.epochs``) only if it is among the top ``1/eta`` of the
-    trials recorded there by non-dominated sorting. ``none``: every trial trains fully."""
+    trials recorded there by non-dominated sorting. ``none``: every trial trains fully. Other
+    names: schedulers registered with :func:`edgetune.schedulers.register_scheduler`."""
 
     name: str = "none"
     min_epochs: int = 1
@@ -126,8 +138,10 @@ class SchedulerConfig:
     min_peers: int | None = None
 
     def __post_init__(self) -> None:
-        if self.name not in ("none", "moasha"):
-            raise KeyConfigError("scheduler.name", f"must be one of none, moasha, but got {self.name!r}")
+        from edgetune.schedulers._registry import schedulers
+
+        if self.name not in schedulers():
+            raise KeyConfigError("scheduler.name", f"must be one of {', '.join(schedulers())}, but got {self.name!r}")
         _int("scheduler.min_epochs", self.min_epochs, 1)
         _int("scheduler.eta", self.eta, 2)
         if self.min_peers is not None:
@@ -292,7 +306,9 @@ class StudyConfig:
                 "report.reference_point",
                 f"needs exactly one value per objective {list(self.objectives)}, got keys {sorted(ref)}",
             )
-        if self.scheduler.name != "none" and self.scheduler.min_epochs >= self.train.epochs:
+        from edgetune.schedulers._registry import get_scheduler
+
+        if "min_epochs" in get_scheduler(self.scheduler.name).options and self.scheduler.min_epochs >= self.train.epochs:
             raise KeyConfigError(
                 "scheduler.min_epochs",
                 f"the first rung ({self.scheduler.min_epochs}) must come before the last epoch "
@@ -314,13 +330,11 @@ class StudyConfig:
                                                               f"(searched: {self.space.searched})")
             if not self.space.contains(params):
                 raise KeyConfigError(f"sampler.enqueue[{i}]", f"{params} lies outside the search space")
-        if self.sampler.name is SamplerName.GRID:
-            try:
-                grid = self.space.grid()
-            except KeyConfigError as exc:
-                raise KeyConfigError(exc.path, exc.detail) from None
-            if not grid:
-                raise KeyConfigError("space", "the grid sampler needs at least one searched knob")
+        from edgetune.search._samplers import get_sampler
+
+        check = get_sampler(self.sampler.name).check  # e.g. the grid sampler needs a finite space
+        if check is not None:
+            check(self)
 
     @property
     def directions(self) -> list[str]:

@@ -5,7 +5,8 @@
   (``edgetune.pipeline.measure_untrained``, seconds) and never trains one that already
   breaks a latency/size budget. Such a trial ends PRUNED with ``rejected_by_budget`` and its
   constraint values.
-* **MO-ASHA** (``scheduler: {name: moasha}``, :class:`edgetune.schedulers.MOASHA`): after each
+* **MO-ASHA** (``scheduler: {name: moasha}``, :class:`edgetune.schedulers.MOASHA`, or another
+  scheduler registered with :func:`edgetune.schedulers.register_scheduler`): after each
   epoch the runner reports dev WER through ``on_epoch``; at rung epochs the trial goes on only
   if it is not dominated by too many peers (latency/size for the ranking come from the
   untrained measurement). A stopped trial ends PRUNED with ``stopped_at_rung``: never COMPLETE,
@@ -55,18 +56,11 @@ def stopped_in_chain(exc: BaseException | None) -> TrialStopped | None:
 
 def build_scheduler(config: StudyConfig) -> "TrialScheduler | None":
     """The scheduler the config asks for (None: every trial trains for ``train.epochs``)."""
-    s = config.scheduler
-    if s.name == "none":
-        return None
-    from edgetune.schedulers import MOASHA
+    from edgetune.schedulers._registry import make_scheduler
 
-    return MOASHA(
-        min_epochs=s.min_epochs,
-        max_epochs=config.train.epochs,
-        eta=s.eta,
-        min_peers=s.min_peers,
-        objectives=config.objectives,
-    )
+    s = config.scheduler
+    settings = {"min_epochs": s.min_epochs, "eta": s.eta, "min_peers": s.min_peers}
+    return make_scheduler(s.name, settings, max_epochs=config.train.epochs, objectives=config.objectives)
 
 
 def default_measurer() -> Measurer:

@@ -47,7 +47,7 @@ from edgetune._io import json_safe, sha256_file
 from edgetune.errors import ArtifactError, ConfigError, EdgetuneError, StudyError
 from edgetune.knobs import Knobs
 from edgetune.schedulers._base import TrialScheduler
-from edgetune.search._config import SamplerName, StudyConfig, check_config_inputs
+from edgetune.search._config import StudyConfig, check_config_inputs
 from edgetune.search._fidelity import (
     REJECTED_ATTR,
     STOPPED_AT_RUNG_ATTR,
@@ -60,7 +60,7 @@ from edgetune.search._fidelity import (
 )
 from edgetune.search._metrics import METRICS, metric_values
 from edgetune.search._progress import StudyProgress
-from edgetune.search._samplers import grid_exhausted, make_sampler
+from edgetune.search._samplers import get_sampler, make_sampler
 from edgetune.search._storage import StudyPaths, open_study
 from edgetune.search._trials import (
     Heartbeat,
@@ -461,10 +461,10 @@ def run_study(
                        failed=failed, front=front) as bar:
         bar.log(f"study {config.study_name!r} in {paths.root}: {done}/{config.n_trials} trials finished")
         recover_interrupted(study, bar.log)
-        is_grid = config.sampler.name is SamplerName.GRID  # a grid contains the baseline already
-        if config.sampler.enqueue_baseline and not trials and not is_grid:
+        sampler = get_sampler(config.sampler.name)  # a grid (enqueue=False) contains the baseline already
+        if config.sampler.enqueue_baseline and not trials and sampler.enqueue:
             study.enqueue_trial(config.space.baseline_params(), user_attrs={ATTR_BASELINE: True})
-        if not trials and not is_grid:
+        if not trials and sampler.enqueue:
             baseline = config.space.baseline_params()
             for params in config.sampler.enqueue:  # fixed knobs the user asked for first
                 study.enqueue_trial({**baseline, **params})
@@ -480,8 +480,9 @@ def run_study(
             running = sum(_state(t) == "RUNNING" for t in trials)
             if finished + running >= config.n_trials:
                 break
-            if is_grid and grid_exhausted(study, config):
-                bar.log(f"every point of the grid is evaluated ({finished} trials); the study is complete")
+            if sampler.exhausted is not None and sampler.exhausted(study, config):
+                bar.log(f"the {sampler.name} sampler has nothing new to propose after {finished} trials (a grid: "
+                        "every point is evaluated); the study is complete")
                 break
             with warnings.catch_warnings():  # "heartbeat is supposed to be used with optimize": we beat below
                 warnings.simplefilter("ignore", UserWarning)
