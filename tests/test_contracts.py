@@ -117,6 +117,20 @@ def test_an_unknown_name_lists_the_registered_ones(tmp_path) -> None:
         config_from_yaml("scheduler: {name: hyperband}\n")
 
 
+def test_the_shared_registry_keeps_order_replaces_and_names_the_registered_ones() -> None:
+    from edgetune._registry import Registry
+
+    registry = Registry(lambda name, names: LookupError(f"{name!r} is not one of {names}"))
+    for name, entry in (("b", 1), ("a", 2), ("b", 3)):
+        assert registry.register(name, entry) == entry
+    assert registry.names() == ["b", "a"] and registry.values() == [3, 2] and registry.get("b") == 3
+    with pytest.raises(LookupError, match=r"'c' is not one of \['b', 'a'\]"):
+        registry.get("c")
+    with pytest.raises(LookupError, match="None is not one of"):
+        registry.get(None)
+    assert registry.pop("a") == 2 and "a" not in registry and "b" in registry and registry.names() == ["b"]
+
+
 def test_registrations_refuse_malformed_entries() -> None:
     from edgetune.bench import register_runner
     from edgetune.report import register_renderer

@@ -183,12 +183,9 @@ def json_format():
     _RENDERERS.pop("json")
 
 
+@pytest.mark.usefixtures("json_format")
 class TestJsonRenderer(RendererContract):
     name = "json"
-
-    @pytest.fixture(autouse=True)
-    def _registered(self, json_format):
-        yield
 
     def test_the_front_is_the_reports_front(self, study_dir, json_format, tmp_path):
         out = build_report(study_dir, out_dir=tmp_path / "r", formats=["csv", "json"])
@@ -236,12 +233,9 @@ def qmc():
     _SAMPLERS.pop("qmc")
 
 
+@pytest.mark.usefixtures("qmc")
 class TestQmcSampler(SamplerContract):
     name = "qmc"
-
-    @pytest.fixture(autouse=True)
-    def _registered(self, qmc):
-        yield
 
 
 def test_a_study_config_naming_the_new_sampler_runs_and_is_saved(qmc, tmp_path):
@@ -289,10 +283,7 @@ def median():
     _SCHEDULERS.pop("median")
 
 
+@pytest.mark.usefixtures("median")
 class TestMedianScheduler(SchedulerContract):
     name = "median"
     options = {"min_epochs": 1, "eta": 3}
-
-    @pytest.fixture(autouse=True)
-    def _registered(self, median):
-        yield

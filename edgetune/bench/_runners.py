@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from edgetune._registry import Registry
 from edgetune.bench._transport import SETUP_TIMEOUT_S, Transport
 from edgetune.errors import ConfigError, TargetError
 
@@ -195,29 +196,25 @@ class RunnerKind:
         return self.factory(**{k: settings[k] for k in self.options if k in settings})
 
 
-_RUNNERS: dict[str, RunnerKind] = {}
+_RUNNERS: Registry[RunnerKind] = Registry(
+    lambda name, names: ConfigError(f"runner must be one of {', '.join(names)}, but got {name!r}"))
 
 
 def register_runner(name: str, options: tuple[str, ...], factory: Callable[..., DeviceRunner]) -> RunnerKind:
     """Make ``runner=name`` time models with ``factory(**options)`` (re-registering replaces it)."""
     if not isinstance(name, str) or not name.isidentifier():
         raise ValueError(f"a runner name is a Python identifier like 'perf_test', but got {name!r}")
-    kind = RunnerKind(name, tuple(options), factory)
-    _RUNNERS[name] = kind
-    return kind
+    return _RUNNERS.register(name, RunnerKind(name, tuple(options), factory))
 
 
 def get_runner(name: str) -> RunnerKind:
     """The registered runner ``name``; ConfigError listing the registered ones when unknown."""
-    kind = _RUNNERS.get(name) if isinstance(name, str) else None
-    if kind is None:
-        raise ConfigError(f"runner must be one of {', '.join(_RUNNERS)}, but got {name!r}")
-    return kind
+    return _RUNNERS.get(name)
 
 
 def runners() -> list[str]:
     """The registered runner names, in registration order."""
-    return list(_RUNNERS)
+    return _RUNNERS.names()
 
 
 def runner_options() -> set[str]:
@@ -227,7 +224,7 @@ def runner_options() -> set[str]:
 
 register_runner("python", ("features", "seed"), PythonRunner)
 register_runner("perf_test", ("perf_test",), PerfTestRunner)
-RUNNERS = tuple(_RUNNERS)  # the built-in ones; runners() also lists those registered later
+RUNNERS = tuple(_RUNNERS.names())  # the built-in ones; runners() also lists those registered later
 
 __all__ = ["REMOTE_MODEL", "REMOTE_RUNNER", "RUNNERS", "RUNNER_PATH", "DeviceRunner", "PerfTestRunner",
            "PythonRunner", "RunnerKind", "Timing", "get_runner", "parse_events", "register_runner",

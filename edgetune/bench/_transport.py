@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import SplitResult, parse_qs, unquote, urlsplit
 
+from edgetune._registry import Registry
 from edgetune.errors import TargetError
 
 LOCAL_OPTIONS = ("python",)
@@ -422,7 +423,9 @@ class TransportKind:
     factory: Callable[[str, SplitResult, dict[str, list[str]]], Transport]
 
 
-_TRANSPORTS: dict[str, TransportKind] = {}
+# parse_target checks the scheme itself, to name the whole target in its error
+_TRANSPORTS: Registry[TransportKind] = Registry(
+    lambda scheme, names: TargetError(f"unknown transport scheme {scheme!r}; registered ones are {', '.join(names)}"))
 
 
 def register_transport(scheme: str, options: tuple[str, ...],
@@ -430,14 +433,12 @@ def register_transport(scheme: str, options: tuple[str, ...],
     """Make ``scheme://...`` targets build a transport with ``factory`` (re-registering replaces it)."""
     if not re.fullmatch(r"[a-z][a-z0-9+.-]*", scheme):
         raise ValueError(f"a transport scheme is lower-case letters, digits, '+', '.' or '-', but got {scheme!r}")
-    kind = TransportKind(scheme, tuple(options), factory)
-    _TRANSPORTS[scheme] = kind
-    return kind
+    return _TRANSPORTS.register(scheme, TransportKind(scheme, tuple(options), factory))
 
 
 def transports() -> list[str]:
     """The registered transport schemes, in registration order."""
-    return list(_TRANSPORTS)
+    return _TRANSPORTS.names()
 
 
 def parse_target(target: str) -> Transport:
@@ -452,10 +453,10 @@ def parse_target(target: str) -> Transport:
     if target in ("local", "local://"):
         return LocalTransport(target)
     url = urlsplit(target)
-    kind = _TRANSPORTS.get(url.scheme.lower())
-    if kind is None or "://" not in target:
-        raise TargetError(f"unknown target {target!r}: the scheme must be one of {', '.join(_TRANSPORTS)} "
+    if url.scheme.lower() not in _TRANSPORTS or "://" not in target:
+        raise TargetError(f"unknown target {target!r}: the scheme must be one of {', '.join(transports())} "
                           f"(e.g. 'local', 'ssh://user@host:22', 'adb://SERIAL')")
+    kind = _TRANSPORTS.get(url.scheme.lower())
     options = parse_qs(url.query, keep_blank_values=True, strict_parsing=False) if url.query else {}
     _check_options(target, options, kind.options)
     return kind.factory(target, url, options)
@@ -486,7 +487,7 @@ def _adb(target: str, url: SplitResult, options: dict[str, list[str]]) -> Transp
 register_transport("local", LOCAL_OPTIONS, _local)
 register_transport("ssh", SSH_OPTIONS, _ssh)
 register_transport("adb", ADB_OPTIONS, _adb)
-SCHEMES = tuple(_TRANSPORTS)  # the built-in ones; transports() also lists those registered later
+SCHEMES = tuple(_TRANSPORTS.names())  # the built-in ones; transports() also lists those registered later
 
 
 def _check_options(target: str, options: dict[str, list[str]], valid: tuple[str, ...]) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from edgetune._registry import Registry
 from edgetune.errors import ConfigError
 from edgetune.knobs import Knobs
 
@@ -49,30 +50,25 @@ class ModelFamily:
         return getattr(importlib.import_module(module), attr)
 
 
-_FAMILIES: dict[str, ModelFamily] = {}
+_FAMILIES: Registry[ModelFamily] = Registry(
+    lambda name, names: ConfigError(f"unknown model family {name!r}; registered families are {sorted(names)}"))
 
 
 def register_family(name: str, config_type: type, builder: str | Callable[..., Any]) -> ModelFamily:
     """Register a model family under ``name`` (re-registering a name replaces it)."""
     if not dataclasses.is_dataclass(config_type):
         raise TypeError(f"config_type of family {name!r} must be a dataclass, got {config_type!r}")
-    family = ModelFamily(name, config_type, builder)
-    _FAMILIES[name] = family
-    return family
+    return _FAMILIES.register(name, ModelFamily(name, config_type, builder))
 
 
 def get_family(name: str) -> ModelFamily:
-    try:
-        return _FAMILIES[name]
-    except KeyError:
-        raise ConfigError(
-            f"unknown model family {name!r}; registered families are {sorted(_FAMILIES)}"
-        ) from None
+    """The registered family ``name``; ConfigError listing the registered ones when unknown."""
+    return _FAMILIES.get(name)
 
 
 def families() -> list[str]:
     """Names of the registered model families."""
-    return sorted(_FAMILIES)
+    return sorted(_FAMILIES.names())
 
 
 def build_model(family: str, knobs: Knobs, overrides: dict[str, Any] | None = None) -> "StreamingCTCModel":

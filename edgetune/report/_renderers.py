@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
+from edgetune._registry import Registry
 from edgetune.errors import ArtifactError, ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,7 +50,8 @@ class Renderer:
         return paths
 
 
-_RENDERERS: dict[str, Renderer] = {}
+_RENDERERS: Registry[Renderer] = Registry(
+    lambda name, names: ConfigError(f"unknown report format {name!r}; registered formats are {', '.join(names)}"))
 
 
 def register_renderer(name: str, files: Iterable[str], write: Writer, *, options: Iterable[str] = (),
@@ -64,22 +66,17 @@ def register_renderer(name: str, files: Iterable[str], write: Writer, *, options
     clash = sorted(f for f in files if f in taken)
     if clash:
         raise ValueError(f"renderer {name!r}: file(s) {clash} are already written by {taken[clash[0]]!r}")
-    renderer = Renderer(name, files, write, tuple(options), bool(default))
-    _RENDERERS[name] = renderer
-    return renderer
+    return _RENDERERS.register(name, Renderer(name, files, write, tuple(options), bool(default)))
 
 
 def get_renderer(name: str) -> Renderer:
     """The registered renderer ``name``; ConfigError listing the registered ones when unknown."""
-    renderer = _RENDERERS.get(name) if isinstance(name, str) else None
-    if renderer is None:
-        raise ConfigError(f"unknown report format {name!r}; registered formats are {', '.join(_RENDERERS)}")
-    return renderer
+    return _RENDERERS.get(name)
 
 
 def renderers() -> list[str]:
     """The registered format names, in registration order."""
-    return list(_RENDERERS)
+    return _RENDERERS.names()
 
 
 def default_formats() -> list[str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
+from edgetune._registry import Registry
 from edgetune.errors import ConfigError
 from edgetune.schedulers._moasha import MOASHA
 
@@ -39,7 +40,8 @@ class SchedulerKind:
         return self.factory(max_epochs=max_epochs, objectives=tuple(objectives), **options)
 
 
-_SCHEDULERS: dict[str, SchedulerKind] = {}
+_SCHEDULERS: Registry[SchedulerKind] = Registry(
+    lambda name, names: ConfigError(f"unknown scheduler {name!r}; registered schedulers are {', '.join(names)}"))
 
 
 def register_scheduler(name: str, options: Iterable[str], factory: Callable[..., "TrialScheduler | None"]) -> SchedulerKind:
@@ -50,22 +52,17 @@ def register_scheduler(name: str, options: Iterable[str], factory: Callable[...,
     unknown = sorted(set(options) - set(SETTINGS))
     if unknown:
         raise ValueError(f"scheduler {name!r}: options {unknown} are not scheduler settings; valid: {list(SETTINGS)}")
-    kind = SchedulerKind(name, options, factory)
-    _SCHEDULERS[name] = kind
-    return kind
+    return _SCHEDULERS.register(name, SchedulerKind(name, options, factory))
 
 
 def get_scheduler(name: str) -> SchedulerKind:
     """The registered scheduler ``name``; ConfigError listing the registered ones when unknown."""
-    kind = _SCHEDULERS.get(name) if isinstance(name, str) else None
-    if kind is None:
-        raise ConfigError(f"unknown scheduler {name!r}; registered schedulers are {', '.join(_SCHEDULERS)}")
-    return kind
+    return _SCHEDULERS.get(name)
 
 
 def schedulers() -> list[str]:
     """The registered scheduler names, in registration order (``none`` first)."""
-    return list(_SCHEDULERS)
+    return _SCHEDULERS.names()
 
 
 def make_scheduler(name: str, settings: Mapping[str, Any], *, max_epochs: int,

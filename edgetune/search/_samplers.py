@@ -14,6 +14,7 @@ import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from edgetune._registry import Registry
 from edgetune.search._space import KeyConfigError
 from edgetune.search._trials import is_finished
 
@@ -43,7 +44,8 @@ class SamplerKind:
     enqueue: bool = True
 
 
-_SAMPLERS: dict[str, SamplerKind] = {}
+_SAMPLERS: Registry[SamplerKind] = Registry(
+    lambda name, names: KeyConfigError("sampler.name", f"must be one of {', '.join(names)}, but got {name!r}"))
 
 
 def register_sampler(name: str, factory: Factory, *, options: Iterable[str] = (),
@@ -59,24 +61,18 @@ def register_sampler(name: str, factory: Factory, *, options: Iterable[str] = ()
     unknown = sorted(set(options) - fields)
     if unknown:
         raise ValueError(f"sampler {name!r}: options {unknown} are not sampler settings; valid: {sorted(fields)}")
-    kind = SamplerKind(name, factory, tuple(options), check, exhausted, bool(enqueue))
-    _SAMPLERS[name] = kind
-    return kind
+    return _SAMPLERS.register(name, SamplerKind(name, factory, tuple(options), check, exhausted, bool(enqueue)))
 
 
 def get_sampler(name: Any) -> SamplerKind:
     """The registered sampler ``name`` (a string or :class:`SamplerName`); ConfigError listing
     the registered ones when unknown."""
-    key = getattr(name, "value", name)
-    kind = _SAMPLERS.get(key) if isinstance(key, str) else None
-    if kind is None:
-        raise KeyConfigError("sampler.name", f"must be one of {', '.join(_SAMPLERS)}, but got {key!r}")
-    return kind
+    return _SAMPLERS.get(getattr(name, "value", name))
 
 
 def samplers() -> list[str]:
     """The registered sampler names, in registration order."""
-    return list(_SAMPLERS)
+    return _SAMPLERS.names()
 
 
 def make_sampler(config: "StudyConfig", n_existing: int) -> "optuna.samplers.BaseSampler":
