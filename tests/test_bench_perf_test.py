@@ -66,7 +66,11 @@ def test_perf_test_argv_is_an_argument_list():
 def test_shell_fingerprint_on_this_machine():
     import subprocess
 
-    out = subprocess.run(["sh", "-c", fingerprint_script()], capture_output=True, text=True, check=True).stdout
+    # OMP_NUM_THREADS (set by a pinned worker, or on a board) must not change the core count: GNU nproc
+    # reads it, so the script asks getconf for the online CPUs first
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(["sh", "-c", fingerprint_script()], capture_output=True, text=True, check=True,
+                         env=env).stdout
     fp = parse_fingerprint(out)
     assert fp["cores"] == os.cpu_count() and fp["machine"] == os.uname().machine and fp["os"]
 

@@ -246,11 +246,42 @@ def test_ship_front_checks_every_front_model_of_a_study(tmp_path, study_file):
     subprocess.run([sys.executable, "-m", "edgetune", "search", "--config", str(study), "--study-dir",
                     str(tmp_path / "s")], check=True, env=env, cwd=root, capture_output=True)
     with open(tmp_path / "s" / "report" / "trials.csv", newline="") as f:
-        on_front = [r["number"] for r in csv.DictReader(f) if r["pareto"] == "True"]
+        rows = list(csv.DictReader(f))
+    on_front = [r["number"] for r in rows if r["pareto"] == "True"]
+    # the report marks each front model as exportable to sherpa-onnx, and only front models
+    assert {r["sherpa_onnx"] for r in rows if r["pareto"] == "True"} == {"yes"}
+    assert {r["sherpa_onnx"] for r in rows if r["pareto"] != "True"} <= {""}
+    assert "sherpa_onnx" in (tmp_path / "s" / "report" / "pareto.md").read_text()
     summary = ship_front(tmp_path / "s", tmp_path / "ship", limit=4, log=lambda *_: None)
     assert [str(r["trial"]) for r in summary["models"]] == on_front and on_front
     assert summary["all_passed"] == all(r["identical"] == r["utterances"] == 4 for r in summary["models"])
     assert all((tmp_path / "ship" / f"trial-{n}" / "model.onnx").is_file() for n in on_front)
+    # `edgetune export --format sherpa-onnx`: the verified edgetune file and card, plus sherpa's files
+    out = tmp_path / "phone-sherpa"
+    done = subprocess.run([sys.executable, "-m", "edgetune", "export", "--study-dir", str(tmp_path / "s"), "--trial",
+                           on_front[0], "--out", str(out), "--format", "sherpa-onnx"], env=env, cwd=root,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert {"edgetune.onnx", "edgetune.card.json", "model.onnx", "tokens.txt", "README.md"} <= {
+        p.name for p in out.iterdir()}
+    from edgetune.export.sherpa import read_sherpa_metadata
+
+    assert read_sherpa_metadata(out / "model.onnx")["model_type"] == "zipformer2_ctc"
+    bad = subprocess.run([sys.executable, "-m", "edgetune", "export", "--study-dir", str(tmp_path / "s"), "--trial",
+                          on_front[0], "--out", str(tmp_path / "x.onnx"), "--format", "sherpa-onnx"], env=env,
+                         cwd=root, capture_output=True, text=True)
+    assert bad.returncode == 2 and "must name a folder" in bad.stderr
+
+
+def test_sherpa_exportable_says_why_not(models, tmp_path):
+    from edgetune.export.sherpa import sherpa_exportable
+
+    assert sherpa_exportable(models["int8-pruned"]) is None
+    changed = tmp_path / "changed.onnx"
+    changed.write_bytes(models["fp32"].read_bytes() + b"\0")
+    assert "onnx" in (sherpa_exportable(changed) or "").lower()
+    missing = sherpa_exportable(tmp_path / "nothing.onnx")
+    assert missing and "does not exist" in missing
 
 
 def test_near_ties_explain_a_flip_and_nothing_else():

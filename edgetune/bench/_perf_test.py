@@ -77,7 +77,7 @@ def fingerprint_script() -> str:
         'for z in /sys/class/thermal/thermal_zone*; do [ -r "$z/temp" ] && '
         'printf "%s\\t%s\\n" "$(cat "$z/type" 2>/dev/null)" "$(cat "$z/temp" 2>/dev/null)"; done',
         "echo @@os", "uname -sr", "echo @@machine", "uname -m",
-        "echo @@cores", "(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null)",
+        "echo @@cores", "(getconf _NPROCESSORS_ONLN 2>/dev/null || nproc --all 2>/dev/null)",
         "echo @@hostname", "uname -n", "true",
     ])
 

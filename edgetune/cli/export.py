@@ -1,7 +1,8 @@
 """``edgetune export --study-dir DIR --trial N --out export/NAME.onnx``: ship one trial's model.
 
 Only parses arguments and calls :func:`edgetune.report.export_trial`, which verifies the
-artifact's sha256 before copying and writes a model card (``NAME.card.json``, ``NAME.md``).
+artifact's sha256 before copying and writes a model card (``NAME.card.json``, ``NAME.md``);
+``--format sherpa-onnx --out DIR`` calls :func:`edgetune.report._card.export_trial_sherpa`.
 """
 
 from __future__ import annotations
@@ -21,15 +22,32 @@ def register(subparsers) -> None:
     p.add_argument("--trial", type=int, required=True, help="trial number (see report/pareto.md)")
     p.add_argument("--out", required=True, help="destination .onnx, e.g. export/phone.onnx")
     p.add_argument("--storage", default=None, help="Optuna storage URL, if not the one saved in study.yaml")
+    p.add_argument("--format", dest="fmt", choices=("onnx", "sherpa-onnx"), default="onnx",
+                   help="onnx (default): the edgetune file; sherpa-onnx: --out is a folder that gets the edgetune "
+                        "file and card plus sherpa-onnx's model.onnx, tokens.txt and a how-to")
+    p.add_argument("--type", dest="model_type", choices=("zipformer2_ctc", "wenet_ctc"), default="zipformer2_ctc",
+                   help="with --format sherpa-onnx: the sherpa-onnx model type (default zipformer2_ctc)")
+    p.add_argument("--layernorm", choices=("fused", "primitive"), default="fused",
+                   help="with --format sherpa-onnx: primitive writes LayerNormalization in primitive ops "
+                        "(the same logits in every ONNX Runtime; see `edgetune ship --help`)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from edgetune.report import export_trial
 
-    done = export_trial(args.study_dir, args.trial, args.out, storage=args.storage)
+    if args.fmt == "sherpa-onnx":
+        from edgetune.report._card import export_trial_sherpa
+
+        done, shipped = export_trial_sherpa(args.study_dir, args.trial, args.out, storage=args.storage,
+                                            model_type=args.model_type, layernorm=args.layernorm)
+        print(f"exported trial {args.trial} -> {shipped.model} + {shipped.tokens} (sherpa-onnx {args.model_type}, "
+              f"from {done.onnx}); how-to: {shipped.howto}. Check it in sherpa-onnx: "
+              f"edgetune ship {done.onnx} --out {args.out}/check --dataset DATASET")
+    else:
+        done = export_trial(args.study_dir, args.trial, args.out, storage=args.storage)
+        print(f"exported trial {args.trial} -> {done.onnx} (sha256 {done.sha256[:16]}...)")
     card = done.card
-    print(f"exported trial {args.trial} -> {done.onnx} (sha256 {done.sha256[:16]}...)")
     print(f"model card: {done.card_json}, {done.card_md}")
     if not card["pareto"]["on_front"]:
         print("note: this trial is not on the Pareto front", file=sys.stderr)

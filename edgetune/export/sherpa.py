@@ -353,6 +353,22 @@ def primitive_layernorm_copy(source: str | os.PathLike, dest: str | os.PathLike)
     return replaced
 
 
+def sherpa_exportable(source: str | os.PathLike, model_type: str = MODEL_TYPE) -> str | None:
+    """None when :func:`export_sherpa` converts ``source`` (into a temporary folder, the logits
+    check included), else why not, e.g. for the report's front table. Decoding in sherpa-onnx
+    itself is ``edgetune ship``'s job."""
+    import tempfile
+
+    from edgetune.errors import EdgetuneError
+
+    with tempfile.TemporaryDirectory(prefix="edgetune-sherpa-") as tmp:
+        try:
+            export_sherpa(source, tmp, model_type=model_type)
+        except EdgetuneError as exc:
+            return str(exc)
+    return None
+
+
 def export_sherpa(source: str | os.PathLike, out_dir: str | os.PathLike, *, model_type: str = MODEL_TYPE,
                   model_name: str = "model.onnx", check: bool = True) -> SherpaExport:
     """Write ``out_dir/model.onnx`` (sherpa-onnx ``model_type`` layout: ``zipformer2_ctc``, the

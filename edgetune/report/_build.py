@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Iterable
 
 from edgetune._io import replace_dir
 from edgetune.errors import ConfigError
-from edgetune.report._collect import ReportData, collect
+from edgetune.report._collect import ReportData, collect, mark_sherpa_onnx
 from edgetune.report._renderers import default_formats, get_renderer, report_files
 from edgetune.search._config import StudyConfig
 from edgetune.search._storage import StudyPaths, load_study_dir
@@ -48,6 +48,7 @@ def build_report(
     if study is None or config is None:
         config, study = load_study_dir(paths.root, storage=storage)
     data = collect(study, config)
+    mark_sherpa_onnx(data, paths.root)
     final = Path(out_dir) if out_dir is not None else paths.report
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))

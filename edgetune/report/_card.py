@@ -250,4 +250,29 @@ def export_trial(
     return ExportedModel(out, cj, cm, copied, card)
 
 
-__all__ = ["CARD_FORMAT", "ExportedModel", "build_card", "card_markdown", "card_paths", "export_trial", "python_snippet"]
+def export_trial_sherpa(study_dir: str | Path, number: int, out_dir: str | Path, *, storage: str | None = None,
+                        model_type: str = "zipformer2_ctc", layernorm: str = "fused") -> tuple[ExportedModel, Any]:
+    """``edgetune export --format sherpa-onnx``: trial ``number``'s verified model and card as
+    ``out_dir/edgetune.onnx`` (+ card), then the sherpa-onnx files beside it (``model.onnx``,
+    ``tokens.txt``, ``README.md``) from :func:`edgetune.export.sherpa.export_sherpa`. ``layernorm``:
+    ``primitive`` converts :func:`~edgetune.export.sherpa.primitive_layernorm_copy` instead
+    (``edgetune-primitive-layernorm.onnx``). Decode-check the result with ``edgetune ship``."""
+    from edgetune.export.sherpa import LAYERNORM_MODES, export_sherpa, primitive_layernorm_copy
+
+    if layernorm not in LAYERNORM_MODES:
+        raise ConfigError(f"layernorm must be one of {', '.join(LAYERNORM_MODES)}, but got {layernorm!r}")
+    out_dir = Path(out_dir)
+    if out_dir.suffix == ".onnx":
+        raise ConfigError(f"--format sherpa-onnx writes a folder (model.onnx, tokens.txt, README.md), so --out "
+                          f"must name a folder, e.g. export/phone-sherpa, but got {out_dir}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    done = export_trial(study_dir, number, out_dir / "edgetune.onnx", storage=storage)
+    source = done.onnx
+    if layernorm == "primitive":
+        source = out_dir / "edgetune-primitive-layernorm.onnx"
+        primitive_layernorm_copy(done.onnx, source)
+    return done, export_sherpa(source, out_dir, model_type=model_type)
+
+
+__all__ = ["CARD_FORMAT", "ExportedModel", "build_card", "card_markdown", "card_paths", "export_trial",
+           "export_trial_sherpa", "python_snippet"]

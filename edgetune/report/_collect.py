@@ -5,6 +5,7 @@ hypervolume trace, parameter importances and failures. Renderers only read a :cl
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -135,6 +136,23 @@ def _importances(study: "optuna.Study", config: StudyConfig, n_complete: int) ->
         except Exception as exc:  # optuna raises ValueError/RuntimeError for degenerate data
             notes.append(f"{name}: {type(exc).__name__}: {exc}")
     return out, "; ".join(notes)
+
+
+def mark_sherpa_onnx(data: ReportData, study_dir: Path) -> None:
+    """Fill the ``sherpa_onnx`` column of the front: ``yes`` when the model converts to the sherpa-onnx
+    zipformer2_ctc layout (:func:`edgetune.export.sherpa.sherpa_exportable`), else ``no: why``;
+    empty off the front. ``edgetune ship --front`` then decodes them in sherpa-onnx itself."""
+    from edgetune.export.sherpa import sherpa_exportable
+
+    verdicts: dict[int, str] = {}
+    for r in data.table.loc[data.table["number"].isin(data.front)].itertuples():
+        path = study_dir / str(r.artifact) if r.artifact else None
+        if path is None or not path.is_file():
+            verdicts[r.number] = "no: the model file is missing"
+            continue
+        why = sherpa_exportable(path)
+        verdicts[r.number] = "yes" if why is None else f"no: {why}"
+    data.table["sherpa_onnx"] = [verdicts.get(n, "") for n in data.table["number"]]
 
 
 def collect(study: "optuna.Study", config: StudyConfig) -> ReportData:

@@ -14,7 +14,7 @@ from typing import Any
 from edgetune.report._collect import ReportData, metric_label
 
 FRONT_COLUMNS = ["number", "wer", "worst_group_wer", "latency_ms", "rtf", "size_bytes", "bits", "sparsity",
-                 "depth_multiplier", "chunk_ms", "quant_cost", "export_error", "params", "artifact"]
+                 "depth_multiplier", "chunk_ms", "quant_cost", "export_error", "params", "sherpa_onnx", "artifact"]
 
 
 def _fmt(v: Any) -> str:
