@@ -78,6 +78,17 @@ def test_ssh_target_decodes_like_the_host(tmp_path_factory, tiny_model_path, fea
         _assert_same_on_device(r)
         assert r["target"].startswith("ssh://") and r["features_digest"]
         assert list(server.remote_tmp.iterdir()) == []  # the per-run directory was removed
+        # the CI path: `edgetune bench --target ssh://... --wer` then `edgetune check` gates on that WER
+        out = tmp_path_factory.mktemp("ssh_cli") / "bench.json"
+        assert main(["bench", str(tiny_model_path), "--target", server.target(), "--runs", "5", "--warmup", "1",
+                     "--wer", "tiny", "--limit", "2", "--json", str(out)]) == 0
+        data = json.loads(out.read_text())
+        assert data["device_wer"]["target"].startswith("ssh://") and data["wer_delta"] == 0.0
+        budgets = out.with_name("budgets.yaml")
+        budgets.write_text("'*': {wer_delta: 0.005}\n")
+        assert main(["check", "--results", str(out), "--budgets", str(budgets)]) == 0
+        budgets.write_text("'*': {wer: 0.05}\n")  # an untrained model: far above 5 %
+        assert main(["check", "--results", str(out), "--budgets", str(budgets)]) == 1
     finally:
         server.stop()
 

@@ -236,11 +236,12 @@ def test_interleaved_results_are_compared_paired(real_results):
 
 
 def runs_json(path: Path, run_medians, *, steps: int = 40, sigma: float = 0.05, host=None, seed: int = 0,
-              target: str = "local") -> Path:
-    """A bench result of len(run_medians) rounds; ``host`` (per round) slows model and reference alike."""
+              target: str = "local", follow: float = 1.0) -> Path:
+    """A bench result of len(run_medians) rounds; ``host`` (per round) slows the reference by ``host`` and
+    the model by ``host ** follow`` (1: alike)."""
     rng = np.random.default_rng(seed)
     host = np.ones(len(run_medians)) if host is None else np.asarray(host, dtype=float)
-    samples = np.concatenate([m * h * rng.lognormal(0, sigma, steps) for m, h in zip(run_medians, host)])
+    samples = np.concatenate([m * h ** follow * rng.lognormal(0, sigma, steps) for m, h in zip(run_medians, host)])
     ref = np.concatenate([1.0 * h * rng.lognormal(0, sigma, steps) for h in host])
     path = bench_json(path, samples, target=target, rounds=len(run_medians),
                       reference={"samples_ms": ref.tolist()}, created=f"2026-01-01T00:00:{seed % 60:02d}")
@@ -285,6 +286,99 @@ def test_compare_runs_rates_and_noisy_host():
     assert compare_runs(run(10), run(5, 0.85)).verdict == "improvement"
 
 
+def test_reference_slope_recovers_how_much_the_model_follows_the_host():
+    from edgetune.bench._gate import SLOPE_RANGE, adjust_runs, reference_slope
+
+    rng = np.random.default_rng(5)
+    ref = np.exp(rng.normal(np.log(0.26), 0.19, 40))  # the recorded VM: reference p50s spread ~19% between runs
+    model = 0.53 * (ref / 0.26) ** 0.8 * rng.lognormal(0, 0.02, 40)
+    assert abs(reference_slope(model, ref) - 0.8) < 0.05
+    # two files at different levels (another model version): centred per file, the slope stays
+    shifted = np.r_[model[:20], 1.3 * model[20:]]
+    assert abs(reference_slope(shifted, ref, [0] * 20 + [1] * 20) - 0.8) < 0.05
+    assert reference_slope(model[:2], ref[:2]) == 1.0  # too few runs: the plain ratio
+    assert reference_slope(model, np.full(40, 0.26)) == 1.0  # no host-speed change to fit on
+    assert reference_slope(ref ** 5, ref) == SLOPE_RANGE[1]  # clipped
+    adj = adjust_runs(model, ref, 0.8, np.log(0.26))
+    assert np.std(np.log(adj)) < 0.03 < np.std(np.log(model / ref))  # adjusted beats the ratio
+
+
+def synthetic_vm_runs(rng, n: int, host_shift: float = 1.0, slowdown: float = 1.0):
+    """Run p50s (model, reference) with the recorded VM's noise: host speed spread 19% between runs, the
+    model following 0.8 of it, 3.5% run noise left over (gate-long-vm.json's diagnosis)."""
+    ref = np.exp(rng.normal(np.log(0.26 * host_shift), 0.19, n))
+    return slowdown * 0.53 * (ref / 0.26) ** 0.8 * rng.lognormal(0, 0.035, n), ref
+
+
+def test_fitted_slope_gates_where_the_ratio_over_corrects():
+    from edgetune.bench._gate import compare_runs
+
+    rng = np.random.default_rng(6)
+    verdicts = {"fitted": {"aa": [], "ab": []}, "ratio": {"aa": [], "ab": []}}
+    for k in range(100):
+        base = synthetic_vm_runs(rng, 20)
+        # the candidate job lands on a faster host (A/A) or a slower one (a 10% slower model)
+        aa, ab = synthetic_vm_runs(rng, 10, host_shift=0.75), synthetic_vm_runs(rng, 10, 1.3, slowdown=1.10)
+        for rule, slope in (("fitted", None), ("ratio", 1.0)):
+            for kind, cand in (("aa", aa), ("ab", ab)):
+                c = compare_runs(base[0], cand[0], baseline_reference=base[1], candidate_reference=cand[1],
+                                 slope=slope, n_boot=500, seed=k)
+                verdicts[rule][kind].append(c.verdict)
+    rate = lambda vs: np.mean([v == "regression" for v in vs])  # noqa: E731
+    assert rate(verdicts["fitted"]["ab"]) >= 0.95 and rate(verdicts["fitted"]["aa"]) <= 0.05
+    # dividing by the reference reads the faster host as a slower model, and hides part of the slowdown
+    assert rate(verdicts["ratio"]["aa"]) > 0.2 and rate(verdicts["ratio"]["ab"]) < 0.9
+    with pytest.raises(ValueError, match="both"):
+        compare_runs(base[0], aa[0], baseline_reference=base[1])
+
+
+RECORDING = Path(__file__).parent.parent / "benchmarks" / "results" / "gate-history-long-vm.json"
+
+
+def recorded_rounds():
+    """The recorded A/A + A/B rounds of the 2-core VM (record_gate_history.py), samples in ms."""
+    rec = json.loads(RECORDING.read_text())
+    unit = rec["sample_unit_ms"]
+    return {m: [{k: [v * unit for v in r[k]] for k in ("samples_ms", "reference_samples_ms")}
+                for r in rec["rounds"] if r["model"] == m] for m in ("A", "B")}
+
+
+def recorded_result(rounds, name: str, scale: float = 1.0):
+    from edgetune.bench._check import Results
+
+    bench = {"latency_ms": {}, "rounds": len(rounds), "target": "local",
+             "samples_ms": [scale * s for r in rounds for s in r["samples_ms"]],
+             "reference": {"samples_ms": [s for r in rounds for s in r["reference_samples_ms"]]}}
+    return Results(name, "local", bench, None, None)
+
+
+def test_stored_baseline_on_recorded_noise_held_out_half():
+    """The second half of the recording (the rule was chosen on the first): 20-run baselines against
+    disjoint 10-run candidates of A (A/A), B (a real ~10% slower model) and A x 1.10."""
+    from edgetune.bench._check import check_stored_baseline
+
+    rounds = recorded_rounds()
+    a, b = rounds["A"][120:], rounds["B"][120:]
+    fitted, ratio = {"bootstrap_resamples": 500}, {"bootstrap_resamples": 500, "reference_slope": 1}
+    got = {"aa": [], "ab": [], "x1.10": []}
+    for i in range(0, 120, 20):
+        base = [recorded_result(a[i:i + 20], f"base{i}")]
+        for j in range(0, 120, 10):
+            if i <= j < i + 20:
+                continue
+            for kind, cand in (("aa", recorded_result(a[j:j + 10], "a")), ("ab", recorded_result(b[j:j + 10], "b")),
+                               ("x1.10", recorded_result(a[j:j + 10], "a", 1.10))):
+                got[kind].append(check_stored_baseline(cand, base, fitted)[0].details["verdict"])
+    rate = {k: np.mean([v == "regression" for v in vs]) for k, vs in got.items()}
+    assert len(got["aa"]) == 60 and rate["ab"] >= 0.95 and rate["x1.10"] >= 0.95 and rate["aa"] <= 0.05
+    # the same replay on the first half with the plain ratio misses the goal: the fixture can fail
+    a1, b1 = rounds["A"][:120], rounds["B"][:120]
+    missed = [check_stored_baseline(recorded_result(b1[j:j + 10], "b"), [recorded_result(a1[i:i + 20], "base")],
+                                    ratio)[0].details["verdict"] != "regression"
+              for i in range(0, 120, 20) for j in range(0, 120, 10) if not i <= j < i + 20]
+    assert np.mean(missed) > 0.05
+
+
 def test_change_points_and_history_regime():
     from edgetune.bench._gate import change_points, compare_to_history
 
@@ -317,6 +411,43 @@ def test_stored_baseline_cli_exit_codes_and_junit(tmp_path):
     assert main(["check", "--results", str(wild), "--baseline", str(wild_base), "--junit", str(junit)]) == 3
     case = ET.parse(junit).getroot().find("testsuite").find("testcase")
     assert case.find("skipped").get("type") == "noisy" and "too noisy to gate" in case.find("skipped").get("message")
+
+
+def test_stored_baseline_fits_the_reference_slope(tmp_path):
+    rng = np.random.default_rng(7)
+    host = np.exp(rng.normal(0, 0.19, 20))
+    base = runs_json(tmp_path / "base.json", [2.0] * 20, host=host, seed=1, follow=0.8)
+    # the same model on a 30% faster host: the ratio reads (0.7 ** -0.2) = +7% as a regression
+    fast = runs_json(tmp_path / "fast.json", [2.0] * 10, host=[0.7] * 10, seed=2, follow=0.8)
+    slow = runs_json(tmp_path / "slow.json", [2.2] * 10, host=[1.3] * 10, seed=3, follow=0.8)
+    ratio = write(tmp_path / "ratio.yaml", "local:\n  reference_slope: 1\n")
+    assert main(["check", "--results", str(fast), "--baseline", str(base)]) == 0
+    assert main(["check", "--results", str(fast), "--baseline", str(base), "--budgets", str(ratio)]) == 1
+    assert main(["check", "--results", str(slow), "--baseline", str(base)]) == 1
+    from edgetune.bench._check import run_check
+
+    d = run_check(str(slow), baseline_path=str(base)).outcomes[0]
+    assert abs(d.details["reference_slope"] - 0.8) < 0.1 and 7 < d.details["diff_pct"] < 13
+    assert "baseline's host speed (reference slope 0.8" in d.message
+    bad = write(tmp_path / "bad.yaml", "local:\n  reference_slope: 3\n")
+    assert main(["check", "--results", str(fast), "--baseline", str(base), "--budgets", str(bad)]) == 2
+
+
+def test_history_fits_the_reference_slope(tmp_path):
+    hist = tmp_path / "history"
+    hist.mkdir()
+    rng = np.random.default_rng(8)
+    for i in range(8):
+        runs_json(hist / f"main-{i}.json", [2.0] * 5, host=np.exp(rng.normal(0, 0.19, 5)), seed=50 + i,
+                  follow=0.8)
+    fast = runs_json(tmp_path / "fast.json", [2.0] * 5, host=[0.7] * 5, seed=60, follow=0.8)
+    slow = runs_json(tmp_path / "slow.json", [2.2] * 5, host=[1.3] * 5, seed=61, follow=0.8)
+    assert main(["check", "--results", str(fast), "--history", str(hist)]) == 0
+    assert main(["check", "--results", str(slow), "--history", str(hist)]) == 1
+    from edgetune.bench._check import run_check
+
+    d = run_check(str(slow), history_dir=str(hist)).outcomes[0].details
+    assert abs(d["reference_slope"] - 0.8) < 0.1
 
 
 def test_history_cli(tmp_path):

@@ -37,7 +37,7 @@ from edgetune.errors import ConfigError, DataError
 # limit key -> unit for messages; read from the results by Results.metric (one vocabulary: edgetune._metrics)
 LIMIT_KEYS = CHECK_LIMITS
 SETTING_KEYS = ("noise_floor_pct", "confidence", "regression_on", "bootstrap_resamples", "seed", "min_effect_pct",
-                "detect_pct")
+                "detect_pct", "reference_slope")
 VALID_KEYS = tuple(LIMIT_KEYS) + SETTING_KEYS
 DEFAULT_NOISE_FLOOR_PCT = 5.0
 DEFAULT_REGRESSION_ON = ("p50", "p90")
@@ -102,6 +102,17 @@ class Results:
         try:
             return list(round_values(self.samples, self.rounds, stat,
                                      self.reference_samples if normalized else None))
+        except ValueError as exc:
+            raise DataError(f"{self.path}: {exc}") from None
+
+    def run_reference(self) -> list[float]:
+        """The host-speed reference's p50 per run (bench --reference), aligned with :meth:`run_values`."""
+        from edgetune.bench._gate import round_values
+
+        if not self.reference_samples:
+            raise DataError(f"{self.path} has no reference samples; bench it with --reference")
+        try:
+            return list(round_values(self.reference_samples, self.rounds, "p50"))
         except ValueError as exc:
             raise DataError(f"{self.path}: {exc}") from None
 
@@ -191,6 +202,9 @@ def _validate_budget(path, target: str, key: str, value: Any) -> None:
         raise ConfigError(f"{where} must be a number, but got {value!r}")
     if key == "confidence" and not 0.5 < value < 1.0:
         raise ConfigError(f"{where} must be in (0.5, 1), e.g. 0.95, but got {value!r}")
+    if key == "reference_slope" and not 0 <= value <= 2:
+        raise ConfigError(f"{where} must be in [0, 2] (1 divides by the reference, 0 ignores it; leave it out to "
+                          f"fit it on the baseline's runs), but got {value!r}")
     if key == "bootstrap_resamples" and (int(value) != value or value < 100):
         raise ConfigError(f"{where} must be an integer >= 100, but got {value!r}")
     if key != "seed" and value < 0:
@@ -289,11 +303,21 @@ def _outcome(name: str, verdict: str, msg: str, details: dict[str, Any]) -> Outc
     return Outcome(name, status, ("too noisy to gate: " if status == "noisy" else "") + msg, details)
 
 
+def _slope_setting(budget: dict[str, Any]) -> float | None:
+    return None if budget.get("reference_slope") is None else float(budget["reference_slope"])
+
+
+def _unit(slope: float | None, whose: str) -> str:
+    return "ms" if slope is None else f"ms at the {whose}'s host speed (reference slope {slope:.2f})"
+
+
 def check_stored_baseline(results: Results, baselines: list[Results], budget: dict[str, Any]) -> list[Outcome]:
     """Stored-baseline mode: the candidate's runs against the pooled runs of the baseline file(s).
 
-    The baseline runs are the A/A noise model. Runs are normalized by the host-speed reference
-    when every file carries one (``bench --reference``), which removes the host's own drift.
+    The baseline runs are the A/A noise model. When every file carries the host-speed reference
+    (``bench --reference``), each run is adjusted to the baseline's host speed with the slope
+    fitted on the baseline's runs (``_gate.reference_slope``; budgets ``reference_slope`` fixes
+    it, 1 = divide by the reference), which removes the host's own drift.
     """
     from edgetune.bench._gate import compare_runs
 
@@ -301,11 +325,17 @@ def check_stored_baseline(results: Results, baselines: list[Results], budget: di
     settings = _run_settings(budget)
     out = []
     for stat in budget.get("regression_on", DEFAULT_RUN_REGRESSION_ON):
-        base = [v for b in baselines for v in b.run_values(stat, normalized)]
-        cand = results.run_values(stat, normalized)
+        base = [v for b in baselines for v in b.run_values(stat, False)]
+        cand = results.run_values(stat, False)
+        refs: dict[str, Any] = {}
+        if normalized:
+            refs = {"baseline_reference": [v for b in baselines for v in b.run_reference()],
+                    "candidate_reference": results.run_reference(),
+                    "baseline_groups": [i for i, b in enumerate(baselines) for _ in range(b.rounds)],
+                    "slope": _slope_setting(budget)}
         c = compare_runs(base, cand, stat, n_boot=int(budget.get("bootstrap_resamples", 2000)),
-                         seed=int(budget.get("seed", 0)), **settings)
-        unit = "x reference" if normalized else "ms"
+                         seed=int(budget.get("seed", 0)), **refs, **settings)
+        unit = _unit(c.reference_slope, "baseline")
         msg = (f"{stat} {c.baseline:.4g} -> {c.candidate:.4g} {unit} over {c.runs[0]} -> {c.runs[1]} runs: "
                f"{c.diff_pct:+.2f}% [{100 * c.confidence:g}% bounds {c.ci_low_pct:+.2f}%, {c.ci_high_pct:+.2f}%], "
                f"min effect {c.min_effect_pct:g}%, detectable {c.detectable_pct:.1f}% (goal {c.detect_pct:g}%) "
@@ -339,18 +369,31 @@ def load_history(directory: str | os.PathLike, target: str | None) -> tuple[list
 
 def check_history(results: Results, history: list[Results], budget: dict[str, Any]) -> list[Outcome]:
     """History mode: change points in the main-branch series, then the new result vs the current regime."""
-    from statistics import median
+    import numpy as np
 
-    from edgetune.bench._gate import compare_to_history
+    from edgetune.bench._gate import adjust_runs, compare_to_history, reference_slope
 
     normalized = bool(history) and all(r.reference_samples for r in (results, *history))
     settings = _run_settings(budget)
     out = []
     for stat in budget.get("regression_on", DEFAULT_RUN_REGRESSION_ON):
-        series = [median(r.run_values(stat, normalized)) for r in history]
-        new = median(results.run_values(stat, normalized))
+        runs = [r.run_values(stat, False) for r in history]
+        new_runs = results.run_values(stat, False)
+        slope = None
+        if normalized:  # every run at the history's median host speed, the slope fitted on the history's runs
+            refs = [r.run_reference() for r in history]
+            flat_refs = [v for rf in refs for v in rf]
+            slope = _slope_setting(budget)
+            if slope is None:
+                slope = reference_slope([v for rv in runs for v in rv], flat_refs,
+                                        [i for i, rv in enumerate(runs) for _ in rv])
+            center = float(np.median(np.log(flat_refs)))
+            runs = [adjust_runs(rv, rf, slope, center) for rv, rf in zip(runs, refs)]
+            new_runs = adjust_runs(new_runs, results.run_reference(), slope, center)
+        series = [float(np.median(rv)) for rv in runs]
+        new = float(np.median(new_runs))
         c = compare_to_history(series, new, stat, **settings)
-        unit = "x reference" if normalized else "ms"
+        unit = _unit(slope, "history")
         cps = ", ".join(f"#{i} ({Path(history[i].path).name})" for i in c.change_points) or "none"
         if c.regime_size < 4:
             msg = (f"{c.regime_size} result(s) since the last change point (of {c.history}); the history needs "
@@ -361,7 +404,7 @@ def check_history(results: Results, history: list[Results], budget: dict[str, An
                    f"{c.min_effect_pct:g}%, detectable {c.detectable_pct:.1f}% (goal {c.detect_pct:g}%); "
                    f"change points in the history: {cps} -> {c.verdict}")
         out.append(_outcome(f"no {stat} regression vs history", c.verdict, msg,
-                            {**c.to_dict(), "mode": "history", "normalized": normalized}))
+                            {**c.to_dict(), "mode": "history", "normalized": normalized, "reference_slope": slope}))
     return out
 
 

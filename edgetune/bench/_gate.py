@@ -7,9 +7,18 @@ several runs of one model (an A/A noise model) measure it.
 
 * :func:`round_values`: one value per run, the run's p50 (or p90/p99), divided by the host-speed
   reference's p50 of the same run when the result was benched with ``--reference``.
+* :func:`reference_slope` / :func:`adjust_runs`: how much of the reference's change between runs
+  the model follows. Dividing by the reference assumes all of it (slope 1); on the shared 2-core VM
+  the model follows ~0.8 of it, so a plain ratio over-corrects and a busy stretch reads as a slower
+  model. The slope is fitted on the noise model's own runs (the stored baseline, or the history):
+  a robust Theil-Sen line through log(run value) against log(reference p50), each result file
+  centred on its own medians; then ``log v - slope * (log ref - centre)`` is each run's value at
+  the baseline's host speed (regression adjustment, the CUPED idea; slope 0 is the raw value,
+  slope 1 the ratio).
 * :func:`stability`: ExecuTorch's stability score over the runs: CV (0 points at >= 10%),
   max/min (0 at >= 3) and p99/p50 of the steps (0 at >= 2), weighted 0.5/0.25/0.25, 0-100.
-* :func:`compare_runs` (stored baseline): ratio of the candidate's median run to the baseline's,
+* :func:`compare_runs` (stored baseline): ratio of the candidate's median run to the baseline's
+  (reference-adjusted when both carry reference p50s),
   a seeded bootstrap CI over runs, and a minimum effect. ``detectable_pct`` is the smallest
   slowdown the run counts and their spread can detect (one-sided ``confidence``, 95% power);
   above ``detect_pct`` the host is **too noisy to gate** and the verdict says so.
@@ -44,6 +53,39 @@ def round_values(samples, rounds: int, stat: str = "p50", reference=None) -> np.
             raise ValueError(f"{ref.size} reference samples do not split into {rounds} equal rounds")
         values = values / np.median(ref.reshape(rounds, -1), axis=1)
     return values
+
+
+SLOPE_RANGE = (0.0, 2.0)  # a sanity bound on the fitted reference slope, not a tuned value
+
+
+def reference_slope(values, reference, groups=None) -> float:
+    """Theil-Sen slope of log ``values`` (one per run) on log ``reference`` (the runs' reference p50).
+
+    ``groups`` (one label per run, e.g. the result file) centres each group on its own medians
+    first, so a level shift between files (another model version, another day) is not read as
+    host-speed dependence. Clipped to :data:`SLOPE_RANGE`; 1.0 when fewer than 3 runs, or no two
+    runs with different reference speeds, leave a slope to fit (the plain ratio).
+    """
+    y, x = np.log(np.asarray(values, dtype=np.float64)), np.log(np.asarray(reference, dtype=np.float64))
+    if y.shape != x.shape or y.ndim != 1:
+        raise ValueError(f"need one reference value per run, got shapes {y.shape} and {x.shape}")
+    g = np.zeros(y.size, dtype=int) if groups is None else np.asarray(groups)
+    for label in np.unique(g):
+        sel = g == label
+        y[sel] -= np.median(y[sel])
+        x[sel] -= np.median(x[sel])
+    i, j = np.triu_indices(y.size, 1)
+    dx, dy = x[j] - x[i], y[j] - y[i]
+    keep = np.abs(dx) > 1e-12
+    if y.size < 3 or not keep.any():
+        return 1.0
+    return float(np.clip(np.median(dy[keep] / dx[keep]), *SLOPE_RANGE))
+
+
+def adjust_runs(values, reference, slope: float, center: float) -> np.ndarray:
+    """Each run's value at the host speed ``exp(center)`` of the reference: ``v * (exp(center) / ref) ** slope``."""
+    v, r = np.asarray(values, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    return np.exp(np.log(v) - slope * (np.log(r) - center))
 
 
 def stability(values, samples=None) -> dict:
@@ -87,6 +129,7 @@ class RunComparison:
     runs: tuple[int, int]  # (baseline, candidate)
     confidence: float
     verdict: str
+    reference_slope: float | None = None  # the reference adjustment applied (None: raw run values)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -103,8 +146,14 @@ def detectable_pct(sigma: float, n_base: int, n_cand: int, confidence: float) ->
 
 
 def compare_runs(baseline, candidate, stat: str = "p50", *, min_effect_pct: float = 5.0, detect_pct: float = 10.0,
-                 confidence: float = 0.95, n_boot: int = 2000, seed: int = 0) -> RunComparison:
+                 confidence: float = 0.95, n_boot: int = 2000, seed: int = 0, baseline_reference=None,
+                 candidate_reference=None, baseline_groups=None, slope: float | None = None) -> RunComparison:
     """Bootstrap CI (over runs) of median(candidate) / median(baseline), plus a minimum effect.
+
+    With ``baseline_reference`` and ``candidate_reference`` (each run's reference p50), every run
+    is first adjusted to the baseline's median host speed (:func:`adjust_runs`) with ``slope``, or
+    with the slope fitted on the baseline's runs (:func:`reference_slope`, ``baseline_groups``
+    naming each run's file) when ``slope`` is None.
 
     ``regression``: the one-sided ``confidence`` bound is above 0 and the estimate above
     ``min_effect_pct``; ``improvement`` likewise downwards; ``noisy`` when the runs cannot
@@ -113,6 +162,15 @@ def compare_runs(baseline, candidate, stat: str = "p50", *, min_effect_pct: floa
     a, b = np.asarray(baseline, dtype=np.float64), np.asarray(candidate, dtype=np.float64)
     if a.ndim != 1 or b.ndim != 1 or a.size < 2 or b.size < 1:
         raise ValueError(f"need >= 2 baseline runs and >= 1 candidate run, got shapes {a.shape} and {b.shape}")
+    if (baseline_reference is None) != (candidate_reference is None):
+        raise ValueError("pass reference values for both the baseline and the candidate runs, or for neither")
+    if baseline_reference is not None:
+        if slope is None:
+            slope = reference_slope(a, baseline_reference, baseline_groups)
+        center = float(np.median(np.log(np.asarray(baseline_reference, dtype=np.float64))))
+        a, b = adjust_runs(a, baseline_reference, slope, center), adjust_runs(b, candidate_reference, slope, center)
+    else:
+        slope = None
     rng = np.random.default_rng(seed)
     ra = np.median(a[rng.integers(0, a.size, (n_boot, a.size))], axis=1)
     rb = np.median(b[rng.integers(0, b.size, (n_boot, b.size))], axis=1)
@@ -132,7 +190,8 @@ def compare_runs(baseline, candidate, stat: str = "p50", *, min_effect_pct: floa
     else:
         v = "unchanged"
     return RunComparison(stat, float(np.median(a)), float(np.median(b)), diff, float(lo), float(hi), detectable,
-                         min_effect_pct, detect_pct, (int(a.size), int(b.size)), confidence, v)
+                         min_effect_pct, detect_pct, (int(a.size), int(b.size)), confidence, v,
+                         None if slope is None else float(slope))
 
 
 # ----------------------------------------------------------------------------- history mode
