@@ -208,7 +208,7 @@ def test_unknown_target_in_a_config_names_the_key(tmp_path: Path) -> None:
 
 
 def test_tampered_artifact_is_refused_on_export(tmp_path: Path) -> None:
-    from edgetune.report import export_trial
+    from edgetune.card import export_trial
 
     study_dir = tmp_path / "study"
     summary = run_study(study_config(NAME), study_dir, runner=SimulatedRunner(), progress=False)

@@ -10,7 +10,7 @@ import pytest
 from edgetune._io import sha256_file
 from edgetune.cli import main
 from edgetune.errors import ArtifactError, ConfigError, ParityError
-from edgetune.report import export_trial
+from edgetune.card import export_trial
 from edgetune.search import SimulatedRunner, StudyPaths, open_study, run_study
 
 from _helpers import STUDY, study_config

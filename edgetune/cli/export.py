@@ -1,8 +1,8 @@
 """``edgetune export --study-dir DIR --trial N --out export/NAME.onnx``: ship one trial's model.
 
-Only parses arguments and calls :func:`edgetune.report.export_trial`, which verifies the
+Only parses arguments and calls :func:`edgetune.card.export_trial`, which verifies the
 artifact's sha256 before copying and writes a model card (``NAME.card.json``, ``NAME.md``);
-``--format sherpa-onnx --out DIR`` calls :func:`edgetune.report._card.export_trial_sherpa`.
+``--format sherpa-onnx --out DIR`` calls :func:`edgetune.card.export_trial_sherpa`.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edgetune.report import export_trial
+    from edgetune.card import export_trial
 
     if args.fmt == "sherpa-onnx":
-        from edgetune.report._card import export_trial_sherpa
+        from edgetune.card import export_trial_sherpa
 
         done, shipped = export_trial_sherpa(args.study_dir, args.trial, args.out, storage=args.storage,
                                             model_type=args.model_type, layernorm=args.layernorm)

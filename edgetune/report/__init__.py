@@ -1,6 +1,6 @@
 """Reports of a study: the Pareto front and hypervolume (pure functions over arrays), and the
 renderers that consume them (offline HTML, Markdown, CSV, PNG; more with
-:func:`register_renderer`); model cards for exported trials.
+:func:`register_renderer`). Model cards and ``edgetune export`` live in :mod:`edgetune.card`.
 
 Light to import: pandas, plotly, matplotlib and moocore load only when a report is built.
 """
@@ -14,7 +14,6 @@ __all__ = [
     "build_report",
     "derive_reference_point",
     "dominates",
-    "export_trial",
     "get_renderer",
     "hypervolume",
     "hypervolume_history",
@@ -30,7 +29,6 @@ _LAZY = {
     "get_renderer": "edgetune.report._renderers",
     "register_renderer": "edgetune.report._renderers",
     "renderers": "edgetune.report._renderers",
-    "export_trial": "edgetune.report._card",
     "derive_reference_point": "edgetune._pareto",
     "dominates": "edgetune._pareto",
     "hypervolume": "edgetune._pareto",
