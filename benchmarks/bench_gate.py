@@ -41,9 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgetune.bench._check import (DEFAULT_DETECT_PCT, DEFAULT_MIN_EFFECT_PCT, Results, check_history,
-                                   check_stored_baseline)
-from edgetune.bench._gate import adjust_runs, reference_slope
+from edgetune.bench import (DEFAULT_DETECT_PCT, DEFAULT_MIN_EFFECT_PCT, Results, adjust_runs, check_history,
+                            check_stored_baseline, reference_slope)
 
 MIN_EFFECTS = (3.0, 4.0, 5.0, 6.0, 7.0)
 SCALES = (1.05, 1.075, 1.10)  # exact slowdowns: A's model samples scaled, its reference samples not

@@ -28,13 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from edgetune.bench import StreamingModel, bench_models, device_fingerprint
+from edgetune.knobs import Knobs
+from edgetune.pipeline import export_untrained
 
-from edgetune.bench import bench_models  # noqa: E402
-from edgetune._runner import StreamingModel, device_fingerprint  # noqa: E402
-from edgetune.knobs import Knobs  # noqa: E402
-from edgetune.pipeline import export_untrained  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 ARCHS = {
     "base": {},                                      # the smoke default: d_model 96, 2 layers

@@ -40,10 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgetune.bench import bench_model, bench_models
-from edgetune.bench._check import DEFAULT_NOISE_FLOOR_PCT, DEFAULT_REGRESSION_ON
-from edgetune.bench._stats import bootstrap_relative_diff, default_block, verdict
-from edgetune._runner import StreamingModel
+from edgetune.bench import (DEFAULT_NOISE_FLOOR_PCT, DEFAULT_REGRESSION_ON, StreamingModel, bench_model, bench_models,
+                            bootstrap_relative_diff, default_block, verdict)
 from edgetune.bench.testing import make_streaming_model
 
 BASE = {"width": 384, "depth": 4}

@@ -56,7 +56,7 @@ def grid_configs(grid: dict | None = None) -> list[dict]:
 
 # ----------------------------------------------------------------------------- worker side
 def _worker(rank: int, cores: list[int], jobs: "mp.Queue", results: "mp.Queue", args: dict) -> None:
-    from edgetune.search._workers import pin_this_process
+    from edgetune.search import pin_this_process
 
     pin_this_process(tuple(cores))
     from edgetune.data import load_dataset

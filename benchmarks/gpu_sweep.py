@@ -7,8 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-import gpu_grid  # noqa: E402
+import gpu_grid  # a sibling: a script's own directory is first on sys.path
 
 
 

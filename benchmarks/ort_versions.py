@@ -62,12 +62,11 @@ print(json.dumps({"onnxruntime": ort.__version__}))
 def export(knobs, path: Path, decomposed: bool) -> Path:
     import torch
 
-    from edgetune.base import load_base
-    from edgetune.base._derive import derive_model
+    from edgetune.base import derive_model, load_base
     from edgetune.data import FeatureSpec, extract_features, load_dataset
     from edgetune.export import export_streaming_onnx
     from edgetune.export.sherpa import primitive_layernorm_copy
-    from edgetune.train._batching import make_examples
+    from edgetune.train import make_examples
 
     torch.manual_seed(0)  # calibration runs train-mode passes: seeded, both variants hold the same weights
     base = load_base(REPO / "models" / "demo", rebuild_onnx=False)

@@ -30,8 +30,7 @@ from pathlib import Path
 
 from bench_regression import BASE, WIDTH_CANDIDATES, interleaved_ratio
 
-from edgetune.bench import bench_model, bench_models
-from edgetune.bench._reference import REFERENCE, reference_model
+from edgetune.bench import REFERENCE, bench_model, bench_models, reference_model
 from edgetune.bench.testing import make_streaming_model
 
 

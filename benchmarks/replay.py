@@ -67,18 +67,15 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+# siblings in benchmarks/: a script's own directory is first on sys.path (tests put it there too)
+import replay_syne
+from replay_stats import attainment_surfaces, mann_whitney_greater, quartiles
+
+from edgetune.errors import ConfigError, DataError
+from edgetune.report import hypervolume, pareto_mask
+from edgetune.search import Budget, StudyConfig, TableRunner
+
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run as a script from anywhere
-    sys.path.insert(0, str(REPO))
-
-from edgetune.errors import ConfigError, DataError  # noqa: E402
-from edgetune._pareto import hypervolume, pareto_mask  # noqa: E402
-from edgetune.search import Budget, StudyConfig, TableRunner  # noqa: E402
-
-if str(REPO / "benchmarks") not in sys.path:
-    sys.path.insert(0, str(REPO / "benchmarks"))
-import replay_syne  # noqa: E402
-from replay_stats import attainment_surfaces, mann_whitney_greater, quartiles  # noqa: E402
 
 KNOBS = ("bits", "sparsity", "depth_multiplier", "chunk_ms")
 TAIL_COLUMNS = (

@@ -33,11 +33,10 @@ KEEP = ("identical_fraction", "identical_kaldi_fbank_fraction", "export_exact", 
 
 
 def derived(knobs, path: Path) -> Path:
-    from edgetune.base import load_base
-    from edgetune.base._derive import derive_model
+    from edgetune.base import derive_model, load_base
     from edgetune.data import FeatureSpec, extract_features, load_dataset
     from edgetune.export import export_streaming_onnx
-    from edgetune.train._batching import make_examples
+    from edgetune.train import make_examples
 
     import torch
 
@@ -54,7 +53,7 @@ def derived(knobs, path: Path) -> Path:
 def scale_stats(test) -> dict:
     from edgetune.data import FeatureSpec, load_audio
     from edgetune.export._sherpa_wenet import FEATURE_SHIFT, LOG_FLOOR, SAMPLE_SCALE
-    from edgetune.ship._check import kaldi_native_fbank
+    from edgetune.ship import kaldi_native_fbank
 
     spec = FeatureSpec()
     shifts, errs, steps, same, n, floor = [], [], [], 0, 0, 0

@@ -43,8 +43,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import edgetune
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+#: the folder holding the edgetune this process imported: the workers import the same one
+EDGETUNE_HOME = Path(edgetune.__file__).resolve().parents[1]
 
 CONFIG = """
 study_name: {name}
@@ -77,7 +80,7 @@ class Fleet:
 
     def __init__(self, cfg_file: Path, study_dir: Path, epoch_delay: float) -> None:
         self.args = [str(cfg_file), str(study_dir), str(epoch_delay)]
-        self.env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        self.env = {**os.environ, "PYTHONPATH": str(EDGETUNE_HOME) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         self.live: list[subprocess.Popen] = []
         self.restarts: list[tuple[int, datetime]] = []  # (pid, start time) of replacement workers
         self.kills = 0
@@ -191,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     import optuna
 
     from edgetune.search import StudyPaths, config_from_yaml, config_to_yaml, open_study, recover_interrupted
-    from edgetune.search._config import mask_url
+    from edgetune.search import mask_url
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng = random.Random(args.seed)
@@ -220,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         requeued = recover_interrupted(study)  # what a next start would do: fail dead trials, queue them again
         result = audit(study, study_dir, fleet.restarts)
         if args.storage and args.storage.startswith(("postgresql", "postgres")):
-            from edgetune.search._storage import sqlalchemy_url
+            from edgetune.search import sqlalchemy_url
 
             optuna.delete_study(study_name=name, storage=sqlalchemy_url(args.storage))
     report = {

@@ -25,6 +25,9 @@ SMALL_GRID = dict(bits=(8, 32), sparsity=(0.0, 0.5), depth_multiplier=(0.5, 1.0)
 
 
 def _load_replay():
+    # replay.py imports its siblings (replay_stats, replay_syne) as a script does: from its own directory
+    if str(REPO / "benchmarks") not in sys.path:
+        sys.path.insert(0, str(REPO / "benchmarks"))
     spec = importlib.util.spec_from_file_location("replay", REPO / "benchmarks" / "replay.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules["replay"] = mod

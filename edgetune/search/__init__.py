@@ -8,6 +8,7 @@ Public API::
 Importing this package is light (no optuna, torch or plotting import until a study runs).
 """
 
+from edgetune._storage import mask_url, sqlalchemy_url
 from edgetune.search._config import (
     CONFIG_VERSION,
     BenchConfig,
@@ -29,7 +30,7 @@ from edgetune.search._config import SchedulerConfig
 from edgetune.search._study import StudySummary, TrialScheduler, run_study
 from edgetune.search._table import ReplayRun, TableRunner
 from edgetune.search._trials import front_numbers, is_finished, is_interrupted, recover_interrupted
-from edgetune.search._workers import WorkersRun, run_workers
+from edgetune.search._workers import WorkersRun, pin_this_process, run_workers
 
 __all__ = [
     "CONFIG_VERSION",
@@ -67,12 +68,15 @@ __all__ = [
     "load_config",
     "load_study_dir",
     "make_sampler",
+    "mask_url",
     "metric_values",
     "open_study",
+    "pin_this_process",
     "recover_interrupted",
     "register_sampler",
     "run_study",
     "run_workers",
     "samplers",
     "save_config",
+    "sqlalchemy_url",
 ]

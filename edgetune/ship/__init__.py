@@ -16,6 +16,7 @@ __all__ = [
     "SHIP_JSON",
     "decode_like_sherpa",
     "decode_with_sherpa",
+    "kaldi_native_fbank",
     "ship_check",
     "transcribe_with_sherpa",
 ]
@@ -25,6 +26,7 @@ _LAZY = {
     "SHIP_JSON": "edgetune.ship._check",
     "decode_like_sherpa": "edgetune.ship._check",
     "decode_with_sherpa": "edgetune.ship._check",
+    "kaldi_native_fbank": "edgetune.ship._check",
     "ship_check": "edgetune.ship._check",
     "transcribe_with_sherpa": "edgetune.ship._transcribe",
 }

@@ -17,6 +17,11 @@ _LAZY = {
     "word_error_rate": "edgetune.data._text",
     "resolve_device": "edgetune.train.trainer",
     "Example": "edgetune.train._batching",
+    "make_examples": "edgetune.train._batching",
+    "bucket_batches": "edgetune.train._batching",
+    "collate": "edgetune.train._batching",
+    "collate_gathered": "edgetune.train._batching",
+    "WEIGHT_DECAY": "edgetune.train.trainer",
     "TrainCheckpoint": "edgetune.train._checkpoint",
     "Distillation": "edgetune.train.trainer",
     "StructuredPruner": "edgetune.train.pruning",
@@ -24,6 +29,9 @@ _LAZY = {
     "count_params": "edgetune.train.pruning",
     "FastPath": "edgetune.train._fast",
     "lr_for_batch": "edgetune.train._fast",
+    "Forward": "edgetune.train._fast",
+    "apply_observer_mode": "edgetune.train._fast",
+    "make_optimizer": "edgetune.train._fast",
 }
 
 
