@@ -12,6 +12,8 @@ import sys
 
 
 def register(subparsers) -> None:
+    from edgetune.export.sherpa import LAYERNORM_MODES, MODEL_TYPES
+
     p = subparsers.add_parser(
         "export", help="copy a trial's model out of a study, with a model card",
         description="Copy trial N's ONNX model (after checking its sha256 against the one recorded when it "
@@ -25,9 +27,9 @@ def register(subparsers) -> None:
     p.add_argument("--format", dest="fmt", choices=("onnx", "sherpa-onnx"), default="onnx",
                    help="onnx (default): the edgetune file; sherpa-onnx: --out is a folder that gets the edgetune "
                         "file and card plus sherpa-onnx's model.onnx, tokens.txt and a how-to")
-    p.add_argument("--type", dest="model_type", choices=("zipformer2_ctc", "wenet_ctc"), default="zipformer2_ctc",
+    p.add_argument("--type", dest="model_type", choices=MODEL_TYPES, default=MODEL_TYPES[0],
                    help="with --format sherpa-onnx: the sherpa-onnx model type (default zipformer2_ctc)")
-    p.add_argument("--layernorm", choices=("fused", "primitive"), default="fused",
+    p.add_argument("--layernorm", choices=LAYERNORM_MODES, default=LAYERNORM_MODES[0],
                    help="with --format sherpa-onnx: primitive writes LayerNormalization in primitive ops "
                         "(the same logits in every ONNX Runtime; see `edgetune ship --help`)")
     p.set_defaults(func=run)

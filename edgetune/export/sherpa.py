@@ -470,11 +470,40 @@ def _check_same_logits(source: Path, shipped: Path, spec: StreamingSpec, info: d
                           f"max |logit difference| {diff:g} > 1e-4 over {chunks} chunks; this is an exporter bug")
 
 
+def _python_decode(constructor: str, tail: int) -> str:
+    """The how-tos' Python snippet: ``OnlineRecognizer.<constructor>``, one wave, tail padding."""
+    return f"""```python
+import numpy as np, sherpa_onnx, soundfile as sf
+
+rec = sherpa_onnx.OnlineRecognizer.{constructor}
+wave, rate = sf.read("audio.wav", dtype="float32")      # mono, 16 kHz
+s = rec.create_stream()
+s.accept_waveform(rate, wave)
+s.accept_waveform(rate, np.zeros({tail}, dtype=np.float32))  # tail padding
+s.input_finished()
+while rec.is_ready(s):
+    rec.decode_stream(s)
+print(rec.get_result(s))
+```"""
+
+
+def _command_line(model_args: str, tail: int) -> str:
+    """sherpa-onnx's C++ binary (``pip install sherpa-onnx-bin``): its default 0.5 s of leading
+    silence moves every chunk boundary and changes the transcripts, so no left padding, and the
+    tail padding as right padding (benchmarks/ship_cpp.py)."""
+    return (f"Command line (`pip install sherpa-onnx-bin`): `sherpa-onnx {model_args} --tokens=tokens.txt "
+            f"--left-padding=0 --right-padding={tail / 16000:g} audio.wav`. Without `--left-padding=0` the "
+            "binary puts 0.5 s of silence in front, which moves the chunk boundaries and changes the transcripts.")
+
+
 def howto_text(spec: StreamingSpec, model_name: str, source_sha256: str) -> str:
     """A short how-to for sherpa-onnx (Python, Android) beside the exported files."""
     tail = tail_padding_samples(spec)
     knobs = ", ".join(f"{k}={v}" for k, v in sorted(spec.knobs.items()) if k in ("bits", "sparsity",
                                                                                   "depth_multiplier", "chunk_ms"))
+    python = _python_decode(f'from_zipformer2_ctc(\n    tokens="tokens.txt", model="{model_name}", num_threads=1, '
+                            'sample_rate=16000, feature_dim=80)', tail)
+    command = _command_line(f"--zipformer2-ctc-model={model_name}", tail)
     return f"""# Run this model in sherpa-onnx
 
 `{model_name}` is an edgetune streaming CTC model ({knobs}) in sherpa-onnx's
@@ -490,22 +519,9 @@ the batch. Append
 
 ## Python (`pip install sherpa-onnx`)
 
-```python
-import numpy as np, sherpa_onnx, soundfile as sf
+{python}
 
-rec = sherpa_onnx.OnlineRecognizer.from_zipformer2_ctc(
-    tokens="tokens.txt", model="{model_name}", num_threads=1, sample_rate=16000, feature_dim=80)
-wave, rate = sf.read("audio.wav", dtype="float32")      # mono, 16 kHz
-s = rec.create_stream()
-s.accept_waveform(rate, wave)
-s.accept_waveform(rate, np.zeros({tail}, dtype=np.float32))  # tail padding
-s.input_finished()
-while rec.is_ready(s):
-    rec.decode_stream(s)
-print(rec.get_result(s))
-```
-
-Command line: `sherpa-onnx --zipformer2-ctc-model={model_name} --tokens=tokens.txt audio.wav`.
+{command}
 
 ## Android / iOS
 
@@ -529,6 +545,10 @@ def wenet_howto_text(spec: StreamingSpec, model_name: str, source_sha256: str) -
     info = spec.extra["sherpa_onnx"]
     tail = info["tail_padding_samples"]
     c, n = info["chunk_size"], info["num_left_chunks"]
+    python = _python_decode(f'from_wenet_ctc(\n    tokens="tokens.txt", model="{model_name}", chunk_size={c}, '
+                            f'num_left_chunks={n},\n    num_threads=1, sample_rate=16000, feature_dim=80)', tail)
+    command = _command_line(f"--wenet-ctc-model={model_name} --wenet-ctc-chunk-size={c} "
+                            f"--wenet-ctc-num-left-chunks={n}", tail)
     return f"""# Run this model in sherpa-onnx (wenet_ctc)
 
 `{model_name}` is an edgetune streaming CTC model ({spec.chunk_ms} ms chunks, {spec.weight_storage}
@@ -542,22 +562,7 @@ them from its config, not from the model, and ONNX Runtime refuses other values 
 shapes are fixed). sherpa scales samples by 32768 for wenet models; the graph undoes that, so
 feed samples in [-1, 1] as usual. Append **{tail} zero samples** before `input_finished()`.
 
-```python
-import numpy as np, sherpa_onnx, soundfile as sf
+{python}
 
-rec = sherpa_onnx.OnlineRecognizer.from_wenet_ctc(
-    tokens="tokens.txt", model="{model_name}", chunk_size={c}, num_left_chunks={n},
-    num_threads=1, sample_rate=16000, feature_dim=80)
-wave, rate = sf.read("audio.wav", dtype="float32")      # mono, 16 kHz
-s = rec.create_stream()
-s.accept_waveform(rate, wave)
-s.accept_waveform(rate, np.zeros({tail}, dtype=np.float32))  # tail padding
-s.input_finished()
-while rec.is_ready(s):
-    rec.decode_stream(s)
-print(rec.get_result(s))
-```
-
-Command line: `sherpa-onnx --wenet-ctc-model={model_name} --wenet-ctc-chunk-size={c}
---wenet-ctc-num-left-chunks={n} --tokens=tokens.txt audio.wav`.
+{command}
 """
