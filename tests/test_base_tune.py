@@ -184,3 +184,51 @@ def test_mlflow_tracking_logs_trials_to_a_local_store(tmp_path):
     history = client.get_metric_history(runs["trial-0"].info.run_id, "dev_loss")
     assert [m.step for m in history] == [1, 2, 3]
     assert runs["trial-2"].info.status == "KILLED"                       # the pruned trial
+
+
+def test_time_budget_starts_no_trial_or_round_after_it_and_a_rerun_continues(tmp_path):
+    from edgetune.base._pbt import run_pbt
+    from edgetune.base._tune import counted, optimize
+
+    config = load_tune_config(_config(tmp_path, proxy={"data_fraction": 0.5, "epochs": 2},
+                                      pbt={"population": 2, "interval": 1, "quantile": 0.5}))
+    root = tmp_path / "study"
+    assert counted(optimize(config, root, time_budget=0, log=lambda *_: None)) == 1      # one trial always runs
+    assert counted(optimize(config, root, time_budget=0, log=lambda *_: None)) == 2      # a rerun adds one
+    assert counted(optimize(config, root, n_trials=3, log=lambda *_: None)) == 3
+    summary = run_pbt(config, tmp_path / "pbt", time_budget=0, log=lambda *_: None)
+    assert (summary["epochs_reached"], summary["epochs"]) == (1, 2)       # one round of 1 epoch, then stopped
+    assert run_pbt(config, tmp_path / "pbt", log=lambda *_: None)["epochs_reached"] == 2
+
+
+@pytest.mark.slow
+def test_tuner_comparison_retrains_each_best_recipe_and_the_default(tmp_path):
+    """benchmarks/base_tune_compare.py end to end on the tiny corpus (CPU): three tuners, then the finals."""
+    config = _config(tmp_path, proxy={"data_fraction": 0.5, "epochs": 2}, enqueue=[{"lr": 3.0e-3, "dropout": 0.1}],
+                     pbt={"population": 2, "interval": 1, "quantile": 0.5})
+    out = tmp_path / "compare"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "base_tune_compare.py"), "--config", str(config),
+           "--out", str(out), "--budget", "3", "--workers", "1", "--final-epochs", "1", "--seeds", "0", "1"]
+    subprocess.run(cmd, check=True, env=_env(), cwd=ROOT, capture_output=True, timeout=600)
+    summary = json.loads((out / "compare.json").read_text())
+    assert set(summary["final"]) == {"default", "random", "hyperband", "pbt"}
+    for name, final in summary["final"].items():
+        assert [r["seed"] for r in final["runs"]] == [0, 1]
+        for r in final["runs"]:
+            card = json.loads((out / "final" / f"{name}-seed{r['seed']}" / "card.json").read_text())
+            assert card["training"]["seed"] == r["seed"] and card["training"]["epochs"] == 1
+            assert card["wer"]["160"]["test"] == r["test_wer"]
+            if name != "default":
+                assert card["training"]["lr"] == pytest.approx(summary["tuners"][name]["best_params"]["lr"])
+    tuners = summary["tuners"]
+    assert tuners["random"]["counts"]["pruned"] == 0                      # random runs without a pruner
+    assert tuners["pbt"]["population"] == 2
+    study = yaml.safe_load((out / "hyperband" / "tune.yaml").read_text())
+    assert study["pruner"]["type"] == "hyperband" and study["sampler"] == "tpe"
+    md = (out / "compare.md").read_text()
+    assert all(f"| {name} |" in md for name in summary["final"])
+    before = (out / "compare.json").stat().st_mtime_ns                    # a rerun trains nothing again
+    cards = sorted(p.stat().st_mtime_ns for p in (out / "final").glob("*/card.json"))
+    subprocess.run(cmd, check=True, env=_env(), cwd=ROOT, capture_output=True, timeout=600)
+    assert sorted(p.stat().st_mtime_ns for p in (out / "final").glob("*/card.json")) == cards
+    assert (out / "compare.json").stat().st_mtime_ns >= before

@@ -25,6 +25,7 @@ import json
 import math
 import random
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -107,10 +108,17 @@ def _value(history: list[dict[str, float]], metric: str) -> float:
     return float(v) if math.isfinite(v) else float("inf")
 
 
-def run_pbt(config: TuneConfig, root: str | Path, *, workers: int = 1, log: Any = print) -> dict[str, Any]:
-    """Run (or resume) population-based training; returns the summary also written to ``pbt/summary.json``."""
+def run_pbt(config: TuneConfig, root: str | Path, *, workers: int = 1, time_budget: float | None = None,
+            log: Any = print) -> dict[str, Any]:
+    """Run (or resume) population-based training; returns the summary also written to ``pbt/summary.json``.
+
+    ``time_budget`` (seconds from this call), checked after each round of ``pbt.interval`` epochs: one
+    round always runs and none starts after it; the summary's ``epochs_reached`` says where the
+    population stopped, and running again continues from there.
+    """
     from edgetune.base._tracking import make_tracker
 
+    t0 = time.monotonic()
     folder = Path(root) / "pbt"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "state.json"
@@ -162,6 +170,10 @@ def run_pbt(config: TuneConfig, root: str | Path, *, workers: int = 1, log: Any 
                 save()
                 _apply(state, folder, log)
             save()
+            if time_budget is not None and time.monotonic() - t0 >= time_budget and state["epoch"] < total:
+                log(f"pbt: time budget of {time_budget:g} s spent at epoch {state['epoch']}/{total} "
+                    "(run again to continue)")
+                break
     finally:
         if pool is not None:
             pool.shutdown()
@@ -170,7 +182,7 @@ def run_pbt(config: TuneConfig, root: str | Path, *, workers: int = 1, log: Any 
     summary = {"best": {"member": best["id"], "value": _value(best["history"], config.metric),
                         "params": best["params"], "history": best["history"],
                         "checkpoint": str(member_dir(best["id"]) / "checkpoints")},
-               "metric": config.metric, "epochs": total, "interval": interval, "population": len(ranked),
+               "metric": config.metric, "epochs": total, "epochs_reached": state["epoch"], "interval": interval, "population": len(ranked),
                "events": state["events"],
                "members": [{"id": m["id"], "value": _value(m["history"], config.metric), "params": m["params"]}
                            for m in state["members"]]}

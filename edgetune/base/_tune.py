@@ -232,8 +232,12 @@ def make_objective(config: TuneConfig, data: TuneData, tracker: Any, log: Any = 
 
 
 def optimize(config: TuneConfig, root: Path, *, storage: str | None = None, n_trials: int | None = None,
-             log: Any = print, progress: bool = False) -> Any:
-    """Run trials until the study holds ``n_trials`` (interrupted ones not counted); returns the study."""
+             time_budget: float | None = None, log: Any = print, progress: bool = False) -> Any:
+    """Run trials until the study holds ``n_trials`` (interrupted ones not counted); returns the study.
+
+    ``time_budget`` (seconds, counted once the data is loaded): like Optuna's ``timeout``, checked after
+    each trial, so one trial always runs and none starts after it; a rerun resumes or extends the study.
+    """
     import optuna
 
     from edgetune.base._tracking import make_tracker
@@ -249,8 +253,13 @@ def optimize(config: TuneConfig, root: Path, *, storage: str | None = None, n_tr
     log(f"proxy: {len(data.train)} train utterances ({config.proxy.data_fraction:g} of train), "
         f"{config.proxy_epochs} epochs; {len(data.dev)} dev utterances")
     objective = make_objective(config, data, make_tracker(config, root), log)
+    deadline = None if time_budget is None else time.monotonic() + time_budget
     while counted(study) < target:
         study.optimize(objective, n_trials=1, catch=(TrainingError,))
+        if deadline is not None and time.monotonic() >= deadline and counted(study) < target:
+            log(f"study {config.study_name}: time budget of {time_budget:g} s spent; "
+                f"{counted(study)} of {target} trials (run again to continue)")
+            break
     return study
 
 

@@ -21,6 +21,8 @@ def register_tune(sub) -> None:
     t.add_argument("--workers", type=int, default=1, metavar="K",
                    help="K processes: K workers on one study, or K concurrent population members with --pbt")
     t.add_argument("--n-trials", type=int, default=None, help="override n_trials (extend a study)")
+    t.add_argument("--time-budget", type=float, default=None, metavar="SECONDS",
+                   help="start no trial (no PBT round) after SECONDS (one always runs); a rerun continues")
     t.add_argument("--pbt", action="store_true", help="population-based training instead of a study")
     t.add_argument("--no-final", action="store_true", help="skip the final retrain of the best configuration")
     t.add_argument("--helper", action="store_true", help=argparse.SUPPRESS)
@@ -37,12 +39,13 @@ def run_tune_cli(args: argparse.Namespace) -> int:
     if args.pbt:
         from edgetune.base._pbt import run_pbt
 
-        result = run_pbt(config, root, workers=args.workers)
+        result = run_pbt(config, root, workers=args.workers, time_budget=args.time_budget)
         best = result["best"]
         print(f"pbt {root}: best member {best['member']} dev {config.metric} {best['value']:.4f} {best['params']}")
         return 0
     if args.helper:
-        optimize(config, root, storage=storage, n_trials=args.n_trials, log=lambda *_: None)
+        optimize(config, root, storage=storage, n_trials=args.n_trials, time_budget=args.time_budget,
+                 log=lambda *_: None)
         return 0
     pool = None
     if args.workers > 1:
@@ -54,9 +57,11 @@ def run_tune_cli(args: argparse.Namespace) -> int:
             cmd += ["--storage", storage]
         if args.n_trials:
             cmd += ["--n-trials", str(args.n_trials)]
+        if args.time_budget is not None:
+            cmd += ["--time-budget", str(args.time_budget)]
         pool = WorkerPool(plan(args.workers, []), cmd, Path(root) / "workers").start()
     try:
-        study = optimize(config, root, storage=storage, n_trials=args.n_trials)
+        study = optimize(config, root, storage=storage, n_trials=args.n_trials, time_budget=args.time_budget)
         if pool is not None:
             failed = pool.wait()
             for index, rc, log in failed:
