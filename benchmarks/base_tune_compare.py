@@ -193,10 +193,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--final-epochs", type=int, default=None, help="default: the base's train.epochs")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--final-concurrency", type=int, default=12)
+    p.add_argument("--metric", choices=["wer", "dev_loss"], default=None,
+                   help="the tuners' proxy metric (default: the config's); dev_loss still ranks models that "
+                        "a short proxy leaves at dev WER 1.0")
     p.add_argument("--machine", default=os.environ.get("MACHINE", "this machine"))
     a = p.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     tune, base = _template(a.config)
+    if a.metric:
+        tune["metric"] = a.metric
     t0 = time.monotonic()
     tuners = run_tuners(tune, base, a.out, methods=a.methods, budget=a.budget, workers=a.workers)
     t1 = time.monotonic()

@@ -232,3 +232,18 @@ def test_tuner_comparison_retrains_each_best_recipe_and_the_default(tmp_path):
     subprocess.run(cmd, check=True, env=_env(), cwd=ROOT, capture_output=True, timeout=600)
     assert sorted(p.stat().st_mtime_ns for p in (out / "final").glob("*/card.json")) == cards
     assert (out / "compare.json").stat().st_mtime_ns >= before
+
+
+def test_a_proxy_whose_values_all_tie_is_named_in_the_summary_and_report(tmp_path):
+    from edgetune.base._tune import finish, optimize
+    from edgetune.base._tune_config import saturated_proxy
+
+    # the tiny corpus leaves every short run at dev WER 1.0 (see the module docstring)
+    config = load_tune_config(_config(tmp_path, metric="wer", n_trials=3, pruner={"type": "none"},
+                                      proxy={"data_fraction": 0.5, "epochs": 1}))
+    study = optimize(config, tmp_path / "study", log=lambda *_: None)
+    summary = finish(config, tmp_path / "study", study, final=False, log=lambda *_: None)
+    assert "3 of 3 complete trials have the same dev wer 1.0000" in summary["warning"]
+    assert "metric: dev_loss" in summary["warning"]
+    assert "**warning**" in (tmp_path / "study" / "report" / "tune.md").read_text()
+    assert saturated_proxy([1.0, 0.9, 0.8], config) is None and saturated_proxy([1.0, 1.0], config) is None

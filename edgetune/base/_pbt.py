@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from edgetune._io import atomic_write_text, replace_dir
-from edgetune.base._tune_config import TuneConfig
+from edgetune.base._tune_config import TuneConfig, saturated_proxy
 
 _DATA: dict[str, Any] = {}  # per process: the examples, loaded once
 
@@ -186,6 +186,10 @@ def run_pbt(config: TuneConfig, root: str | Path, *, workers: int = 1, time_budg
                "events": state["events"],
                "members": [{"id": m["id"], "value": _value(m["history"], config.metric), "params": m["params"]}
                            for m in state["members"]]}
+    warning = saturated_proxy([m["value"] for m in summary["members"]], config, "population members")
+    if warning:
+        summary["warning"] = warning
+        log(f"warning: {warning}")
     atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2, sort_keys=True))
     atomic_write_text(folder / "pbt.md", _markdown(summary))
     return summary
@@ -234,6 +238,7 @@ def _markdown(summary: dict[str, Any]) -> str:
              f"{summary['interval']} epochs, {summary['epochs']} epochs)", "",
              f"best: member {summary['best']['member']}, dev {summary['metric']} {summary['best']['value']:.4f}, "
              f"`{json.dumps(summary['best']['params'], sort_keys=True)}`", "",
+             *([f"**warning**: {summary['warning']}", ""] if summary.get("warning") else []),
              "| member | dev " + summary["metric"] + " | knobs |", "|---|---|---|"]
     lines += [f"| {m['id']} | {m['value']:.4f} | `{json.dumps(m['params'], sort_keys=True)}` |"
               for m in summary["members"]]

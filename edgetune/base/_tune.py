@@ -29,7 +29,8 @@ from typing import Any
 
 from edgetune._io import atomic_write_text, json_safe
 from edgetune._storage import ENV_WORKER, journal_storage, mask_url, url_storage
-from edgetune.base._tune_config import SamplerKind, TuneConfig, load_tune_config, save_tune_config
+from edgetune.base._tune_config import (SamplerKind, TuneConfig, load_tune_config, saturated_proxy,
+                                        save_tune_config)
 from edgetune.errors import StudyError, TrainingError
 
 CONFIG_NAME = "tune.yaml"
@@ -327,6 +328,10 @@ def finish(config: TuneConfig, root: Path, study: Any, *, final: bool = True, lo
         "importance": imp, "importance_note": note,
         "proxy": {"data_fraction": config.proxy.data_fraction, "epochs": config.proxy_epochs},
     }
+    warning = saturated_proxy([t.value for t in complete], config)
+    if warning:
+        summary["warning"] = warning
+        log(f"warning: {warning}")
     if final:
         log(f"final retrain of trial {best.number} ({best.params}) with seeds {list(config.final.seeds)}")
         summary["final"] = retrain(config, best.params, root / "final", log=log, progress=progress)

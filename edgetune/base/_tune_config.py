@@ -364,3 +364,20 @@ def save_tune_config(config: TuneConfig, path: Path) -> None:
     from edgetune._io import atomic_write_text
 
     atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def saturated_proxy(values: list[float], config: TuneConfig, what: str = "complete trials") -> str | None:
+    """A warning when the proxy cannot rank recipes: at least 3 values and 80 % of them tie (e.g.
+    every short proxy run left at dev WER 1.0, all blanks), else None."""
+    vals = [round(float(v), 9) for v in values]
+    if len(vals) < 3:
+        return None
+    top = max(set(vals), key=vals.count)
+    if vals.count(top) < 0.8 * len(vals):
+        return None
+    fix = ("use metric: dev_loss, which still ranks models that emit only blanks, or " if config.metric == "wer"
+           else "use ")
+    return (f"{vals.count(top)} of {len(vals)} {what} have the same dev {config.metric} {top:.4f}: the proxy "
+            f"({config.proxy_epochs} epochs on {config.proxy.data_fraction:g} of train) is too short to rank "
+            f"recipes, so the best is an arbitrary tie; {fix}more proxy epochs or data")
+

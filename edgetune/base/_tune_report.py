@@ -64,6 +64,8 @@ def markdown(config: Any, summary: dict[str, Any], rows: list[dict[str, Any]]) -
              f"- trials: " + ", ".join(f"{v} {k}" for k, v in summary["counts"].items()),
              f"- best: trial {best['number']}, {summary['metric']} {best['value']:.4f}, "
              f"`{json.dumps(best['params'], sort_keys=True)}`"]
+    if summary.get("warning"):
+        lines.append(f"- **warning**: {summary['warning']}")
     for key, title in (("final", "best configuration"), ("default", "default recipe")):
         f = summary.get(key)
         if f:
