@@ -790,7 +790,9 @@ def build_result(table: Table, problem: Problem, runs: dict[str, list[Run]], set
     for s, rs in runs.items():
         f = fractions(rs, problem, costs)
         q25, med, q75 = np.percentile(f, [25, 50, 75], axis=0)
-        curves[s] = {"median": med.tolist(), "q25": q25.tolist(), "q75": q75.tolist(), "per_seed": f.tolist()}
+        # HV fractions to 1e-6 (keeps replay.json small; the checkpoint statistics keep full precision)
+        curves[s] = {k: np.round(v, 6).tolist() for k, v in
+                     (("median", med), ("q25", q25), ("q75", q75), ("per_seed", f))}
     cps = checkpoint_stats(runs, problem, table, checkpoints_for(horizon_fraction))
     goal = None
     if "edgetune" in runs and f"{GOAL_COST:g}" in cps:
