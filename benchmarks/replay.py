@@ -763,6 +763,9 @@ def tune(table: Table, problem: Problem, seeds: Sequence[int], base: Settings, h
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a report is read by others, like any new file
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

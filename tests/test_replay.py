@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -69,6 +70,9 @@ def test_outputs_are_written_and_declare_what_they_measured(replay_out: dict, sm
     assert md.startswith("# Replay") and "## Budget `tight`" in md and "## Budget `loose`" in md and "## Not run" in md
     assert any("Resume of stopped trials" in n for n in report["not_run"])
     assert any("multi_metric_pruner" in n for n in report["not_run"])
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out / "replay.json").stat().st_mode & 0o777 == 0o666 & ~umask   # not mkstemp's 0600
     lat = pd.read_csv(small_csv)["latency_ms"]
     for name, q in (("tight", 25), ("loose", 50)):
         res = report["budgets"][name]
