@@ -24,8 +24,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
+
+from edgetune.base import load_tune_config
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = {
@@ -33,7 +36,6 @@ METHODS = {
     "hyperband": {"sampler": "tpe"},    # the config's own pruner settings, type forced below
     "pbt": {},
 }
-MODEL_KNOBS = ("dropout",)   # knobs that live in the base's model_config; all others are train keys
 
 
 def _env() -> dict[str, str]:
@@ -42,13 +44,9 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _template(path: Path) -> tuple[dict, dict]:
-    """The tune YAML and its base (inline, or the base YAML it names, read relative to the tune file)."""
-    tune = yaml.safe_load(path.read_text(encoding="utf-8"))
-    base = tune["base"]
-    if isinstance(base, str):
-        base = yaml.safe_load((path.parent / base).read_text(encoding="utf-8"))
-    return tune, base
+def _template(path: Path) -> tuple[dict, Any]:
+    """The tune YAML as a mapping, and as edgetune reads it (its base inline or the base YAML it names)."""
+    return yaml.safe_load(path.read_text(encoding="utf-8")), load_tune_config(path)
 
 
 def method_config(tune: dict, base: dict, method: str) -> dict:
@@ -57,13 +55,6 @@ def method_config(tune: dict, base: dict, method: str) -> dict:
         d["pruner"] = {**tune.get("pruner", {}), "type": "hyperband"}
     d["n_trials"] = max(int(tune.get("n_trials", 20)), 1000)   # the time budget stops the study, not the count
     return d
-
-
-def recipe_config(base: dict, params: dict, *, epochs: int, seed: int) -> dict:
-    train = {**base.get("train", {}), **{k: v for k, v in params.items() if k not in MODEL_KNOBS},
-             "epochs": epochs, "seed": seed}
-    model = {**(base.get("model_config") or {}), **{k: v for k, v in params.items() if k in MODEL_KNOBS}}
-    return {**base, "train": train, **({"model_config": model} if model else {})}
 
 
 def run_tuners(tune: dict, base: dict, out: Path, *, methods: list[str], budget: float, workers: int) -> dict:
@@ -109,7 +100,7 @@ def run_tuners(tune: dict, base: dict, out: Path, *, methods: list[str], budget:
     return results
 
 
-def run_finals(base: dict, out: Path, recipes: dict[str, dict], *, epochs: int, seeds: list[int],
+def run_finals(config: Any, out: Path, recipes: dict[str, dict], *, epochs: int, seeds: list[int],
                concurrency: int) -> dict:
     """Phase 2: every recipe x seed trained by ``edgetune base train`` (concurrently); returns the cards' figures."""
     jobs = []
@@ -118,8 +109,8 @@ def run_finals(base: dict, out: Path, recipes: dict[str, dict], *, epochs: int, 
             folder = out / "final" / f"{name}-seed{seed}"
             cfg = out / "final" / f"{name}-seed{seed}.yaml"
             cfg.parent.mkdir(parents=True, exist_ok=True)
-            cfg.write_text(yaml.safe_dump(recipe_config(base, params, epochs=epochs, seed=seed), sort_keys=False),
-                           encoding="utf-8")
+            recipe = config.recipe(params, epochs=epochs, seed=seed).to_dict()   # as base tune builds it
+            cfg.write_text(yaml.safe_dump(recipe, sort_keys=False), encoding="utf-8")
             jobs.append((name, seed, cfg, folder))
     pending = [j for j in jobs if not (j[3] / "card.json").is_file()]
     running: list = []
@@ -138,7 +129,7 @@ def run_finals(base: dict, out: Path, recipes: dict[str, dict], *, epochs: int, 
             print(f"[final] {r[2]} seed {r[3]}: rc {r[0].returncode}", flush=True)
             if r[0].returncode:
                 sys.exit(f"final training {r[2]} seed {r[3]} failed; see {r[4]}.log")
-    chunk = str(base.get("export_chunk_ms", 320))
+    chunk = str(config.base.export_chunk_ms)
     finals: dict = {}
     for name, seed, _, folder in jobs:
         card = json.loads((folder / "card.json").read_text())
@@ -199,18 +190,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--machine", default=os.environ.get("MACHINE", "this machine"))
     a = p.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
-    tune, base = _template(a.config)
+    tune, config = _template(a.config)
+    base = config.base.to_dict()
     if a.metric:
         tune["metric"] = a.metric
     t0 = time.monotonic()
     tuners = run_tuners(tune, base, a.out, methods=a.methods, budget=a.budget, workers=a.workers)
     t1 = time.monotonic()
     recipes = {"default": {}, **{m: r["best_params"] for m, r in tuners.items()}}
-    epochs = a.final_epochs or int(base.get("train", {}).get("epochs", 10))
-    finals = run_finals(base, a.out, recipes, epochs=epochs, seeds=a.seeds, concurrency=a.final_concurrency)
+    epochs = a.final_epochs or config.base.train.epochs
+    finals = run_finals(config, a.out, recipes, epochs=epochs, seeds=a.seeds, concurrency=a.final_concurrency)
     summary = {"config": str(a.config), "machine": a.machine, "budget_seconds": a.budget, "workers": a.workers,
-               "final_epochs": epochs, "seeds": a.seeds, "chunk_ms": base.get("export_chunk_ms", 320),
-               "dataset": base.get("dataset"), "metric": tune.get("metric", "wer"), "tuners": tuners, "final": finals,
+               "final_epochs": epochs, "seeds": a.seeds, "chunk_ms": config.base.export_chunk_ms,
+               "dataset": config.base.dataset, "metric": tune.get("metric", "wer"), "tuners": tuners, "final": finals,
                "phase_seconds": {"tune": t1 - t0, "final": time.monotonic() - t1}}
     (a.out / "compare.json").write_text(json.dumps(summary, indent=2, sort_keys=True), encoding="utf-8")
     (a.out / "compare.md").write_text(markdown(summary), encoding="utf-8")

@@ -874,7 +874,8 @@ def write_outputs(report: dict[str, Any], out: Path) -> list[Path]:
     from replay_render import render_curves_png, render_eaf_png, render_report_markdown
 
     paths = [out / "replay.json", out / "replay.md"]
-    _write_atomic(paths[0], (json.dumps(report, indent=1) + "\n").encode())
+    # compact: the per-seed curves are most of it (replay.md is the readable form)
+    _write_atomic(paths[0], (json.dumps(report, separators=(",", ":")) + "\n").encode())
     _write_atomic(paths[1], render_report_markdown(report).encode())
     for name, res in report["budgets"].items():
         paths.append(out / f"replay-{name}.png")

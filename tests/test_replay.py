@@ -279,10 +279,15 @@ def test_committed_results_reproduce_from_the_frozen_measured_table() -> None:
     problem = R.make_problem(table, [R.Budget.parse(b) for b in res["problem"]["budgets"]])
     assert list(problem.reference) == pytest.approx(
         [res["problem"]["reference_point"][k] for k in ("test_wer", "latency_ms")])
-    settings = R.Settings(**res["settings"])
-    runs = R.run_all(table, problem, [0, 1], settings, 0.25, strategies=["edgetune", "nsga2"])
+    _assert_two_seeds_reproduce(table, problem, res, ("edgetune", "nsga2"))
+
+
+def _assert_two_seeds_reproduce(table, problem, res: dict, strategies: tuple[str, ...]) -> None:
+    """Seeds 0 and 1 of ``strategies``, re-run with the committed settings, give the committed HV
+    fractions at 15 % of the grid cost."""
+    runs = R.run_all(table, problem, [0, 1], R.Settings(**res["settings"]), 0.25, strategies=list(strategies))
     at = np.array([0.15 * table.total_cost])
-    for strategy in ("edgetune", "nsga2"):
+    for strategy in strategies:
         got = R.fractions(runs[strategy], problem, at)[:, 0]
         assert got == pytest.approx(res["checkpoints"]["0.15"][strategy]["values"][:2], abs=1e-9), strategy
 
@@ -298,12 +303,7 @@ def test_committed_derived_table_results_reproduce(budget: str) -> None:
     assert len(table.df) == res["table"]["rows"] == 160 and table.total_cost == pytest.approx(res["table"]["total_cost_gpu_seconds"])
     assert table.df["test_wer"].min() <= 0.06                     # the issue's spread: a real front
     problem = R.make_problem(table, [R.Budget.parse(x) for x in b["problem"]["budgets"]])
-    settings = R.Settings(**b["settings"])
-    runs = R.run_all(table, problem, [0, 1], settings, 0.25, strategies=["edgetune", "motpe"])
-    at = np.array([0.15 * table.total_cost])
-    for strategy in ("edgetune", "motpe"):
-        got = R.fractions(runs[strategy], problem, at)[:, 0]
-        assert got == pytest.approx(b["checkpoints"]["0.15"][strategy]["values"][:2], abs=1e-9), strategy
+    _assert_two_seeds_reproduce(table, problem, b, ("edgetune", "motpe"))
 
 
 # ---- parity failures, baselines, ablations, budgets ------------------------------------------

@@ -182,7 +182,8 @@ def run_pbt(config: TuneConfig, root: str | Path, *, workers: int = 1, time_budg
     summary = {"best": {"member": best["id"], "value": _value(best["history"], config.metric),
                         "params": best["params"], "history": best["history"],
                         "checkpoint": str(member_dir(best["id"]) / "checkpoints")},
-               "metric": config.metric, "epochs": total, "epochs_reached": state["epoch"], "interval": interval, "population": len(ranked),
+               "metric": config.metric, "epochs": total, "epochs_reached": state["epoch"], "interval": interval,
+               "population": len(ranked),
                "events": state["events"],
                "members": [{"id": m["id"], "value": _value(m["history"], config.metric), "params": m["params"]}
                            for m in state["members"]]}

@@ -380,4 +380,3 @@ def saturated_proxy(values: list[float], config: TuneConfig, what: str = "comple
     return (f"{vals.count(top)} of {len(vals)} {what} have the same dev {config.metric} {top:.4f}: the proxy "
             f"({config.proxy_epochs} epochs on {config.proxy.data_fraction:g} of train) is too short to rank "
             f"recipes, so the best is an arbitrary tie; {fix}more proxy epochs or data")
-
