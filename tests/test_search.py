@@ -348,3 +348,22 @@ def test_cli_search_simulated_resume_and_refusals(tmp_path: Path, capsys: pytest
     study_file("t", 6, file="s.yaml", **BASE, bogus=1)
     assert main(args) == 2
     assert "bogus" in capsys.readouterr().err
+
+
+def test_a_new_study_directory_has_its_study_yaml_before_its_journal(tmp_path: Path, monkeypatch) -> None:
+    """Workers start one study at once: none may find a journal without study.yaml (the directory
+    would look foreign to it, and `edgetune report` would refuse it)."""
+    import edgetune.search._storage as storage
+
+    config, paths = cfg(), StudyPaths(tmp_path / "study")
+    real, seen = storage.open_storage, []
+
+    def checked(config, paths):
+        seen.append(paths.config.exists())
+        return real(config, paths)
+
+    monkeypatch.setattr(storage, "open_storage", checked)
+    open_study(config, paths)
+    assert seen == [True] and paths.journal.exists()
+    open_study(config, paths)                                   # a second worker, same config: accepted
+    assert seen == [True, True]

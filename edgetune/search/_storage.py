@@ -105,8 +105,10 @@ def open_study(config: StudyConfig, paths: StudyPaths, *, create: bool = True) -
     """Create or load the study; refuse it if its stored config differs from ``config``."""
     import optuna
 
-    if create:
-        check_study_dir(config, paths)
+    if create and check_study_dir(config, paths) is None and not config.storage:
+        # a new study in a journal file: name the directory a study before the journal appears, so
+        # a reader (another worker, `edgetune report`) never sees a journal without its study.yaml
+        save_config(config, paths.config)
     storage = open_storage(config, paths)
     try:
         if create:  # load_if_exists: several workers may start the same study at once
