@@ -22,6 +22,23 @@ HEARTBEAT_INTERVAL_S = 30
 HEARTBEAT_GRACE_S = 120
 MASK = "***"
 
+#: (study name, trial number) of the trials this process failed for a stale heartbeat, in order;
+#: :func:`stale_trials_failed_here` hands them to the worker, which queues their retries at once
+_STALE_FAILED_HERE: list[tuple[str, int]] = []
+
+
+def _note_stale_failure(study: "optuna.Study", trial: "optuna.trial.FrozenTrial") -> None:
+    """Optuna's heartbeat callback: runs in the one process whose FAIL of the stale trial won."""
+    _STALE_FAILED_HERE.append((study.study_name, trial.number))
+
+
+def stale_trials_failed_here(study_name: str) -> set[int]:
+    """The numbers of ``study_name``'s trials this process failed for a stale heartbeat since the
+    last call (each is handed out once)."""
+    mine = {n for s, n in _STALE_FAILED_HERE if s == study_name}
+    _STALE_FAILED_HERE[:] = [(s, n) for s, n in _STALE_FAILED_HERE if s != study_name]
+    return mine
+
 
 def mask_url(url: str) -> str:
     """Hide a password in a storage URL (printed and saved configs never hold one)."""
@@ -46,7 +63,10 @@ def sqlalchemy_url(url: str) -> str:
 
 def rdb_storage(url: str, attempts: int = 6) -> "optuna.storages.RDBStorage":
     """An RDB storage with a heartbeat. Workers starting together on a fresh database race to
-    create its tables (one gets an IntegrityError); the losers retry after a short pause."""
+    create its tables (one gets an IntegrityError); the losers retry after a short pause.
+
+    Optuna calls back the process that fails a stale trial; the callback notes the trial so that
+    this worker, its one claimer, queues its retry at once (:func:`stale_trials_failed_here`)."""
     import random
     import time
     import warnings
@@ -58,7 +78,8 @@ def rdb_storage(url: str, attempts: int = 6) -> "optuna.storages.RDBStorage":
             with warnings.catch_warnings():  # heartbeat_interval is "experimental" since optuna 2.9
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
-                    sqlalchemy_url(url), heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=HEARTBEAT_GRACE_S
+                    sqlalchemy_url(url), heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=HEARTBEAT_GRACE_S,
+                    failed_trial_callback=_note_stale_failure,
                 )
         except Exception as exc:
             if attempt == attempts - 1 or type(exc).__name__ not in ("IntegrityError", "ProgrammingError"):

@@ -219,6 +219,48 @@ def test_stale_running_trial_of_dead_process_is_failed_and_requeued(tmp_path: Pa
     assert summary.finished == 3
 
 
+def test_a_queued_retry_runs_even_when_the_study_already_has_n_trials(tmp_path: Path) -> None:
+    """A dead worker's retry queued after the others had finished n trials (CI saw this with the
+    heartbeat path) still runs: the worker that finds it does not stop at n with it waiting."""
+    config = cfg(3)
+    run_study(config, tmp_path, runner=SimulatedRunner(), progress=False)
+    study = load(config, tmp_path)
+    first = study.get_trials()[0]
+    study.enqueue_trial(dict(first.params), user_attrs={"retry_of": first.number})
+    summary = run_study(config, tmp_path, runner=SimulatedRunner(), progress=False)
+    retry = load(config, tmp_path).get_trials()[-1]
+    assert retry.user_attrs.get("retry_of") == first.number
+    assert retry.state.name in ("COMPLETE", "PRUNED") and retry.params == first.params
+    assert summary.new_trials == [retry.number]
+
+
+def test_a_trial_failed_for_a_stale_heartbeat_is_queued_again_by_its_claimer_at_once(tmp_path: Path,
+                                                                                     monkeypatch) -> None:
+    """Another host's trial whose heartbeat went stale: the live worker whose FAIL won queues its
+    retry in the same pass, not only after the retry grace or when a new worker starts."""
+    import optuna
+
+    import edgetune._storage as storage
+    from edgetune.search import recover_interrupted
+
+    monkeypatch.setattr(storage, "HEARTBEAT_INTERVAL_S", 1)
+    monkeypatch.setattr(storage, "HEARTBEAT_GRACE_S", 1)
+    study = optuna.create_study(storage=storage.rdb_storage(f"sqlite:///{tmp_path / 'db.sqlite'}"),
+                                study_name="stale", directions=["minimize"])
+    trial = study.ask()
+    trial.suggest_int("x", 0, 9)
+    trial.set_user_attr("worker", {"host": "another-machine", "pid": 1, "started": 0.0})
+    study._storage.record_heartbeat(trial._trial_id)
+    time.sleep(2.5)
+    log: list[str] = []
+    assert recover_interrupted(study, log.append, startup=False) == [trial.number]
+    dead, retry = study.get_trials()
+    assert dead.state.name == "FAIL" and is_interrupted(dead)
+    assert retry.state.name == "WAITING" and retry.user_attrs["retry_of"] == dead.number
+    assert any("heartbeat" in m for m in log)
+    assert recover_interrupted(study, startup=False) == []  # queued once
+
+
 def test_half_written_journal_line_is_repaired(tmp_path: Path) -> None:
     config = cfg(3)
     run_study(config, tmp_path, runner=SimulatedRunner(), progress=False, max_new_trials=2)

@@ -478,7 +478,8 @@ def run_study(
             trials = study.get_trials(deepcopy=False)
             finished = sum(is_finished(t) for t in trials)
             running = sum(_state(t) == "RUNNING" for t in trials)
-            if finished + running >= config.n_trials:
+            waiting = sum(_state(t) == "WAITING" for t in trials)  # queued retries run even past n_trials
+            if finished + running >= config.n_trials and not waiting:
                 break
             if sampler.exhausted is not None and sampler.exhausted(study, config):
                 bar.log(f"the {sampler.name} sampler has nothing new to propose after {finished} trials (a grid: "

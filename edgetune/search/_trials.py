@@ -77,17 +77,21 @@ def _worker_is_dead(w: Any) -> bool | None:
         return True
 
 
-def fail_stale(study: "optuna.Study") -> None:
-    """FAIL the RUNNING trials whose heartbeat went stale (RDB storages with a heartbeat only).
+def fail_stale(study: "optuna.Study") -> set[int]:
+    """FAIL the RUNNING trials whose heartbeat went stale (RDB storages with a heartbeat only) and
+    return the numbers of those this process failed: it claimed them, so it queues their retries.
 
     Optuna wraps RDBStorage in _CachedStorage, so this tests the capability, not the class;
     ``fail_stale_trials`` returns at once for storages without a heartbeat.
     """
     import optuna
 
+    from edgetune._storage import stale_trials_failed_here
+
     with warnings.catch_warnings():  # ExperimentalWarning: the API has been stable since Optuna 2.9
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+    return stale_trials_failed_here(study.study_name)
 
 
 # Between trials, an interrupted trial that no worker claimed is queued again only after this
@@ -106,7 +110,8 @@ def recover_interrupted(study: "optuna.Study", log: Callable[[str], None] = lamb
 
     Live workers run this before each trial, so several may find the same dead trial at once.
     The FAIL is the claim: only the worker whose ``tell`` succeeded queues that trial's retry
-    (the storage refuses a second ``tell`` of a finished trial). Between trials
+    (the storage refuses a second ``tell`` of a finished trial); for a trial of another host,
+    failed because its heartbeat went stale, the claimer is the worker whose FAIL Optuna applied. Between trials
     (``startup=False``) other interrupted trials are queued only once they finished more than
     :data:`RETRY_GRACE` ago, so a worker never races the claimer between its FAIL and its
     enqueue; when a worker starts (``startup=True``) every interrupted trial without a retry is
@@ -114,9 +119,10 @@ def recover_interrupted(study: "optuna.Study", log: Callable[[str], None] = lamb
     """
     from optuna.trial import TrialState
 
-    fail_stale(study)
+    claimed = fail_stale(study)  # a stale heartbeat (another host): the FAIL that won is the claim
+    for number in sorted(claimed):
+        log(f"trial #{number} stopped sending its heartbeat; marked failed (interrupted)")
     now = datetime.now()
-    claimed: set[int] = set()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         w = t.user_attrs.get(ATTR_WORKER)
         dead = _worker_is_dead(w)
