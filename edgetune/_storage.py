@@ -61,6 +61,16 @@ def sqlalchemy_url(url: str) -> str:
     return url
 
 
+def _stale_callback_name() -> str:
+    """Optuna 4.9 renamed ``failed_trial_callback`` to ``heartbeat_stale_trial_callback``."""
+    import inspect
+
+    import optuna
+
+    params = inspect.signature(optuna.storages.RDBStorage.__init__).parameters
+    return "heartbeat_stale_trial_callback" if "heartbeat_stale_trial_callback" in params else "failed_trial_callback"
+
+
 def rdb_storage(url: str, attempts: int = 6) -> "optuna.storages.RDBStorage":
     """An RDB storage with a heartbeat. Workers starting together on a fresh database race to
     create its tables (one gets an IntegrityError); the losers retry after a short pause.
@@ -73,13 +83,14 @@ def rdb_storage(url: str, attempts: int = 6) -> "optuna.storages.RDBStorage":
 
     import optuna
 
+    stale_callback = _stale_callback_name()
     for attempt in range(attempts):
         try:
             with warnings.catch_warnings():  # heartbeat_interval is "experimental" since optuna 2.9
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
                     sqlalchemy_url(url), heartbeat_interval=HEARTBEAT_INTERVAL_S, grace_period=HEARTBEAT_GRACE_S,
-                    failed_trial_callback=_note_stale_failure,
+                    **{stale_callback: _note_stale_failure},
                 )
         except Exception as exc:
             if attempt == attempts - 1 or type(exc).__name__ not in ("IntegrityError", "ProgrammingError"):

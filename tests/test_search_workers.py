@@ -28,6 +28,14 @@ def search_command(config: Path, study_dir: Path, *args: str) -> tuple[list[str]
     return cmd, env
 
 
+def _sigint(action):
+    """A ``preexec_fn`` that sets SIGINT's disposition in the child. pytest itself may run with SIGINT
+    ignored (a CI script's background job), and a child inherits that."""
+    import signal
+
+    return lambda: signal.signal(signal.SIGINT, action)
+
+
 def one_point_config(tmp_path: Path, *, n_trials: int, epochs: int) -> Path:
     """A one-point space: every trial draws the same knobs."""
     cfg = tmp_path / "one-point.yaml"
@@ -119,7 +127,8 @@ def test_ctrl_c_while_waiting_for_a_twin_leaves_no_trial_running(tmp_path: Path)
     cfg = one_point_config(tmp_path, n_trials=3, epochs=30)
     study_dir = tmp_path / "study"
     cmd, env = search_command(cfg, study_dir, "--simulate", "1.0", "--workers", "2")
-    launcher = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    launcher = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                preexec_fn=_sigint(signal.SIG_DFL))  # Ctrl-C in a terminal
     deadline = time.monotonic() + 60
     waiting = None
     while waiting is None and time.monotonic() < deadline:
@@ -222,8 +231,10 @@ def test_helpers_exit_when_their_launcher_dies(tmp_path: Path) -> None:
     cfg.write_text(spread_yaml(n_trials=40, epochs=20))
     study_dir = tmp_path / "study"
     cmd, env = search_command(cfg, study_dir, "--simulate", "1.0", "--workers", "2", "--no-report")
+    # started as a script's background job (`edgetune search ... &`): SIGINT ignored, which the helper
+    # would inherit, and then it would ignore the SIGINT the kernel sends when its launcher dies
     launcher = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_sigint(signal.SIG_IGN))
     helper = None
     try:
         helper = _wait_for(lambda: (_helpers(launcher.pid) or [None])[0])

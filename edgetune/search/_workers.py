@@ -124,7 +124,10 @@ def worker_command(config: Path, study_dir: Path, *, storage: str | None = None,
 def _helper_setup(cores: tuple[int, ...], parent: int) -> None:
     """In a helper, before exec: pin it, and have the kernel send it SIGINT when the launcher dies
     (Linux ``PR_SET_PDEATHSIG``), so it marks its trial interrupted and exits instead of running on
-    unsupervised."""
+    unsupervised. SIGINT gets its default action back first: a launcher started in the background
+    by a script (``edgetune search --workers 4 &``) has SIGINT ignored, and a helper inheriting
+    that would ignore both this signal and the launcher's own stop."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # the exec'd Python then installs KeyboardInterrupt
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cores)
     if sys.platform.startswith("linux"):
