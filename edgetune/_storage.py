@@ -40,6 +40,24 @@ def stale_trials_failed_here(study_name: str) -> set[int]:
     return mine
 
 
+def fail_stale(study: "optuna.Study") -> set[int]:
+    """FAIL the RUNNING trials whose heartbeat went stale (RDB storages with a heartbeat only) and
+    return the numbers of those this process failed, here or earlier inside Optuna's ``optimize``:
+    it claimed them, so it queues their retries.
+
+    Optuna wraps RDBStorage in _CachedStorage, so ``fail_stale_trials`` tests the capability, not
+    the class; it returns at once for storages without a heartbeat.
+    """
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():  # ExperimentalWarning: the API has been stable since Optuna 2.9
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    return stale_trials_failed_here(study.study_name)
+
+
 def mask_url(url: str) -> str:
     """Hide a password in a storage URL (printed and saved configs never hold one)."""
     return re.sub(r"(://[^:/@]+:)[^@]+@", rf"\1{MASK}@", url)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from _helpers import kill_mid_trial
 
 from edgetune.base import BaseConfig
 from edgetune.base._tune_config import TuneConfig, load_tune_config
@@ -113,16 +114,18 @@ def test_tune_resumes_after_sigkill_keeping_finished_trials(tmp_path):
            "--no-final"]
     proc = subprocess.Popen(cmd, env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
-    finished: list = []
-    while time.monotonic() < deadline and proc.poll() is None:
+
+    def running() -> list:
+        return [t for t in load_tune_study(study_dir).get_trials() if t.state == TrialState.RUNNING]
+
+    killed = None
+    while killed is None and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
         if (study_dir / "journal.log").exists():
             trials = load_tune_study(study_dir).get_trials()
-            finished = [t for t in trials if t.state.is_finished()]
-            if len(finished) >= 2 and any(t.state == TrialState.RUNNING for t in trials):
-                break
-    assert proc.poll() is None, "the study ended before it could be killed"
-    proc.send_signal(signal.SIGKILL)
+            if sum(t.state.is_finished() for t in trials) >= 2 and any(t.state == TrialState.RUNNING for t in trials):
+                killed = kill_mid_trial(proc.pid, running)  # frozen, read again, then SIGKILL
+    assert killed is not None, "the study ended before it could be killed"
     proc.wait(timeout=30)
     before = {t.number: (t.state, t.value, t.params) for t in load_tune_study(study_dir).get_trials()
               if t.state.is_finished()}
@@ -247,3 +250,30 @@ def test_a_proxy_whose_values_all_tie_is_named_in_the_summary_and_report(tmp_pat
     assert "metric: dev_loss" in summary["warning"]
     assert "**warning**" in (tmp_path / "study" / "report" / "tune.md").read_text()
     assert saturated_proxy([1.0, 0.9, 0.8], config) is None and saturated_proxy([1.0, 1.0], config) is None
+
+
+def test_a_trial_of_another_host_with_a_stale_heartbeat_is_retried_and_not_counted(tmp_path, monkeypatch):
+    """A shared RDB storage: another host's trial stops beating. The worker whose FAIL won queues its
+    parameters again, and the stale trial no longer uses up ``n_trials``."""
+    import optuna
+
+    import edgetune._storage as storage
+    from edgetune.base._tune import counted, recover_interrupted
+
+    monkeypatch.setattr(storage, "HEARTBEAT_INTERVAL_S", 1)
+    monkeypatch.setattr(storage, "HEARTBEAT_GRACE_S", 1)
+    study = optuna.create_study(storage=storage.rdb_storage(f"sqlite:///{tmp_path / 'db.sqlite'}"),
+                                study_name="tune", direction="minimize")
+    trial = study.ask()
+    trial.suggest_float("lr", 1e-4, 1e-2, log=True)
+    trial.set_user_attr("host", "another-machine")
+    study._storage.record_heartbeat(trial._trial_id)
+    assert counted(study) == 1
+    time.sleep(2.5)
+    logs: list[str] = []
+    assert recover_interrupted(study, logs.append) == [trial.number]
+    dead, retry = study.get_trials()
+    assert dead.state.name == "FAIL" and retry.state.name == "WAITING"
+    assert retry.user_attrs["retry_of"] == dead.number and logs
+    assert counted(study) == 0  # the retry counts once it runs, the stale trial never
+    assert recover_interrupted(study, logs.append) == []

@@ -6,7 +6,9 @@ Every trial trains the base architecture at the **proxy fidelity** (a fixed rand
 (``trial.report(value, epoch)``) and stops when Optuna's own pruner says so (``on_epoch`` returns
 False). The study lives in ``<study dir>/journal.log`` (or ``--storage URL``) and resumes like
 ``edgetune search``: finished trials are kept; a trial whose process died (``RUNNING``, its pid
-gone on this host) is marked failed (``interrupted``) and its parameters are tried again.
+gone on this host) is marked failed (``interrupted``) and its parameters are tried again; so is
+a trial of another host (a shared ``--storage``) whose heartbeat went stale, by the worker whose
+FAIL of it won.
 
 Afterwards the best configuration is retrained on all data at full epochs once per
 ``final.seeds`` with :func:`edgetune.base.train_base` (``<study>/final/seed-N/`` are complete base
@@ -137,10 +139,19 @@ def _refuse(saved: TuneConfig, new: TuneConfig, where: str) -> None:
 
 
 def recover_interrupted(study: Any, log: Any = print) -> list[int]:
-    """Mark trials left RUNNING by a dead process on this host as failed (``interrupted``) and retry their parameters."""
+    """Mark trials left RUNNING by a dead process on this host as failed (``interrupted``) and retry their
+    parameters; retry too the trials this process failed for a stale heartbeat (here or inside Optuna's
+    ``optimize``)."""
     from optuna.trial import TrialState
 
+    from edgetune._storage import fail_stale
+
     host, gone = socket.gethostname(), []
+    for number in sorted(fail_stale(study)):
+        t = study.trials[number]
+        if t.params:
+            study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+        gone.append(t.number)
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid, where = t.user_attrs.get("pid"), t.user_attrs.get("host")
         if where != host or pid is None or _alive(int(pid)):
@@ -169,12 +180,14 @@ def _alive(pid: int) -> bool:
 
 
 def counted(study: Any) -> int:
-    """Trials that use up ``n_trials``: started ones but the interrupted (running ones of other workers count;
-    queued ``WAITING`` ones do not)."""
+    """Trials that use up ``n_trials``: started ones but the interrupted and the retried (running ones of
+    other workers count; queued ``WAITING`` ones do not)."""
     from optuna.trial import TrialState
 
-    return sum(1 for t in study.get_trials(deepcopy=False)
-               if t.state != TrialState.WAITING and not t.user_attrs.get("interrupted"))
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get("retry_of") for t in trials}  # a stale heartbeat's FAIL carries no attribute
+    return sum(1 for t in trials
+               if t.state != TrialState.WAITING and not t.user_attrs.get("interrupted") and t.number not in retried)
 
 
 # ---------------------------------------------------------------- the objective
@@ -257,6 +270,7 @@ def optimize(config: TuneConfig, root: Path, *, storage: str | None = None, n_tr
     deadline = None if time_budget is None else time.monotonic() + time_budget
     while counted(study) < target:
         study.optimize(objective, n_trials=1, catch=(TrainingError,))
+        recover_interrupted(study, log)  # what Optuna failed for a stale heartbeat runs again
         if deadline is not None and time.monotonic() >= deadline and counted(study) < target:
             log(f"study {config.study_name}: time budget of {time_budget:g} s spent; "
                 f"{counted(study)} of {target} trials (run again to continue)")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import os
 import socket
-import warnings
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -25,6 +24,7 @@ from edgetune._attrs import (  # user attribute keys written by the study loop: 
     ATTR_RETRY_OF,
     ATTR_WORKER,
 )
+from edgetune._storage import fail_stale
 
 if TYPE_CHECKING:  # pragma: no cover
     import optuna
@@ -75,23 +75,6 @@ def _worker_is_dead(w: Any) -> bool | None:
         return proc.status() == psutil.STATUS_ZOMBIE  # killed, not yet reaped by its launcher
     except (psutil.NoSuchProcess, KeyError, ValueError, TypeError):
         return True
-
-
-def fail_stale(study: "optuna.Study") -> set[int]:
-    """FAIL the RUNNING trials whose heartbeat went stale (RDB storages with a heartbeat only) and
-    return the numbers of those this process failed: it claimed them, so it queues their retries.
-
-    Optuna wraps RDBStorage in _CachedStorage, so this tests the capability, not the class;
-    ``fail_stale_trials`` returns at once for storages without a heartbeat.
-    """
-    import optuna
-
-    from edgetune._storage import stale_trials_failed_here
-
-    with warnings.catch_warnings():  # ExperimentalWarning: the API has been stable since Optuna 2.9
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
-    return stale_trials_failed_here(study.study_name)
 
 
 # Between trials, an interrupted trial that no worker claimed is queued again only after this
@@ -237,7 +220,7 @@ def wait_for_twin(study: "optuna.Study", twin: Any, *, poll_s: float = 2.0,
         t = next((x for x in study.get_trials(deepcopy=False) if x.number == twin.number), twin)
         if t.state.name != "RUNNING" or _worker_is_dead(t.user_attrs.get(ATTR_WORKER)) is True:
             return
-        fail_stale(study)  # a twin on another host that stopped beating
+        fail_stale(study)  # a twin on another host that stopped beating: no retry, this waiter trains its knobs
         sleep(poll_s)
 
 
