@@ -252,6 +252,7 @@ def test_a_proxy_whose_values_all_tie_is_named_in_the_summary_and_report(tmp_pat
     assert saturated_proxy([1.0, 0.9, 0.8], config) is None and saturated_proxy([1.0, 1.0], config) is None
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_a_trial_of_another_host_with_a_stale_heartbeat_is_retried_and_not_counted(tmp_path, monkeypatch):
     """A shared RDB storage: another host's trial stops beating. The worker whose FAIL won queues its
     parameters again, and the stale trial no longer uses up ``n_trials``."""

@@ -234,6 +234,7 @@ def test_a_queued_retry_runs_even_when_the_study_already_has_n_trials(tmp_path: 
     assert summary.new_trials == [retry.number]
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_a_trial_failed_for_a_stale_heartbeat_is_queued_again_by_its_claimer_at_once(tmp_path: Path,
                                                                                      monkeypatch) -> None:
     """Another host's trial whose heartbeat went stale: the live worker whose FAIL won queues its
