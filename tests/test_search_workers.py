@@ -82,7 +82,9 @@ def test_two_worker_processes_share_one_study_without_losing_or_redoing_trials(t
 
     study_dir = tmp_path / "study"
     cmd, env = search_command(REPO / "configs" / "smoke.yaml", study_dir,
-                              "--simulate", "0.05", "--workers", "2", "--n-trials", "12")
+                              "--simulate", "0.4", "--workers", "2", "--n-trials", "12")
+    # 1.6 s a trial: long enough that, on a loaded 2-core machine, the launcher cannot run all 12 trials
+    # alone while the helper is still importing torch (0.2 s a trial once did exactly that)
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     _, study = load_study_dir(study_dir)
