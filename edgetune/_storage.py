@@ -23,7 +23,7 @@ HEARTBEAT_GRACE_S = 120
 MASK = "***"
 
 #: (study name, trial number) of the trials this process failed for a stale heartbeat, in order;
-#: :func:`stale_trials_failed_here` hands them to the worker, which queues their retries at once
+#: :func:`fail_stale` hands them to the worker, which queues their retries at once
 _STALE_FAILED_HERE: list[tuple[str, int]] = []
 
 
@@ -32,18 +32,10 @@ def _note_stale_failure(study: "optuna.Study", trial: "optuna.trial.FrozenTrial"
     _STALE_FAILED_HERE.append((study.study_name, trial.number))
 
 
-def stale_trials_failed_here(study_name: str) -> set[int]:
-    """The numbers of ``study_name``'s trials this process failed for a stale heartbeat since the
-    last call (each is handed out once)."""
-    mine = {n for s, n in _STALE_FAILED_HERE if s == study_name}
-    _STALE_FAILED_HERE[:] = [(s, n) for s, n in _STALE_FAILED_HERE if s != study_name]
-    return mine
-
-
 def fail_stale(study: "optuna.Study") -> set[int]:
     """FAIL the RUNNING trials whose heartbeat went stale (RDB storages with a heartbeat only) and
-    return the numbers of those this process failed, here or earlier inside Optuna's ``optimize``:
-    it claimed them, so it queues their retries.
+    return the numbers of those this process failed since the last call, here or inside Optuna's
+    ``optimize`` (each is handed out once): it claimed them, so it queues their retries.
 
     Optuna wraps RDBStorage in _CachedStorage, so ``fail_stale_trials`` tests the capability, not
     the class; it returns at once for storages without a heartbeat.
@@ -55,7 +47,10 @@ def fail_stale(study: "optuna.Study") -> set[int]:
     with warnings.catch_warnings():  # ExperimentalWarning: the API has been stable since Optuna 2.9
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
-    return stale_trials_failed_here(study.study_name)
+    name = study.study_name
+    mine = {n for s, n in _STALE_FAILED_HERE if s == name}
+    _STALE_FAILED_HERE[:] = [(s, n) for s, n in _STALE_FAILED_HERE if s != name]
+    return mine
 
 
 def mask_url(url: str) -> str:
@@ -94,7 +89,7 @@ def rdb_storage(url: str, attempts: int = 6) -> "optuna.storages.RDBStorage":
     create its tables (one gets an IntegrityError); the losers retry after a short pause.
 
     Optuna calls back the process that fails a stale trial; the callback notes the trial so that
-    this worker, its one claimer, queues its retry at once (:func:`stale_trials_failed_here`)."""
+    this worker, its one claimer, queues its retry at once (:func:`fail_stale`)."""
     import random
     import time
     import warnings

@@ -115,15 +115,17 @@ def test_tune_resumes_after_sigkill_keeping_finished_trials(tmp_path):
     proc = subprocess.Popen(cmd, env=_env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 240
 
-    def running() -> list:
-        return [t for t in load_tune_study(study_dir).get_trials() if t.state == TrialState.RUNNING]
+    def running() -> list:  # mid-training: every knob drawn and one epoch reported (not mid-suggest)
+        return [t for t in load_tune_study(study_dir).get_trials()
+                if t.state == TrialState.RUNNING and t.intermediate_values]
 
     killed = None
     while killed is None and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
         if (study_dir / "journal.log").exists():
             trials = load_tune_study(study_dir).get_trials()
-            if sum(t.state.is_finished() for t in trials) >= 2 and any(t.state == TrialState.RUNNING for t in trials):
+            if sum(t.state.is_finished() for t in trials) >= 2 and any(t.state == TrialState.RUNNING
+                                                                       and t.intermediate_values for t in trials):
                 killed = kill_mid_trial(proc.pid, running)  # frozen, read again, then SIGKILL
     assert killed is not None, "the study ended before it could be killed"
     proc.wait(timeout=30)
